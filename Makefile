@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each builds .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hardmine-installed
+
+.PHONY: demo test bench bench-quality docs lint clean
+
+$(STAMP): pyproject.toml constraints-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints-dev.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints-dev.txt -e ".[dev,hf,report]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/plain_loop.py
+
+# pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero code.
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_sampler.py
+	$(PY) benchmarks/bench_ledger.py
+	$(PY) benchmarks/bench_end_epoch.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hardmine tests examples benchmarks
+	$(VENV)/bin/mypy hardmine
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

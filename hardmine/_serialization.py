@@ -1,0 +1,84 @@
+"""Nested state dicts to one ``.npz`` file and back: arrays stay arrays, the rest is JSON. No pickle."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["load_state", "save_state"]
+
+_MAGIC = "hardmine-state"
+_ARRAY = "__array__"
+
+
+def _split(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
+    if isinstance(obj, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = obj
+        return {_ARRAY: key}
+    if isinstance(obj, dict):
+        return {str(k): _split(v, arrays, f"{path}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_split(v, arrays, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot save {type(obj).__name__} at {path or 'state'}; state holds arrays, "
+                    "numbers, strings, lists and dicts")
+
+
+def _join(obj: Any, arrays: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_ARRAY}:
+            return np.array(arrays[obj[_ARRAY]])
+        return {k: _join(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join(v, arrays) for v in obj]
+    return obj
+
+
+def save_state(state: dict[str, Any], path: str | PathLike[str], kind: str) -> None:
+    """Write ``state`` atomically (temp file + rename) so a crash never leaves half a file."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"magic": _MAGIC, "kind": kind, "state": _split(state, arrays, "")}
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_state(path: str | PathLike[str], kind: str) -> dict[str, Any]:
+    """Read a file written by :func:`save_state`; refuse files of another kind with a clear error."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such hardmine state file: {str(p)!r}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode())
+            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    except (ValueError, KeyError, OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{str(p)!r} is not a hardmine state file ({e})") from None
+    if not isinstance(meta, dict) or meta.get("magic") != _MAGIC:
+        raise ValueError(f"{str(p)!r} is not a hardmine state file")
+    if meta.get("kind") != kind:
+        raise ValueError(f"{str(p)!r} holds a {meta.get('kind')!r} state, not a {kind!r} state")
+    state = _join(meta["state"], arrays)
+    assert isinstance(state, dict)
+    return state

@@ -1,0 +1,191 @@
+"""The ``custom.hard_sample_mining`` YAML block as validated pydantic models.
+
+Unknown keys are refused and every error names its field path (``trigger.patience``) and the
+allowed values. A section may carry keys that belong to another ``kind`` (the documented block lists
+them all, with comments saying which applies): those are accepted and ignored; anything else is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from os import PathLike
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "EpochTriggerConfig",
+    "HardMiningConfig",
+    "PercentileSelectConfig",
+    "PlateauTriggerConfig",
+    "ResampleConfig",
+    "ThresholdSelectConfig",
+    "TopKSelectConfig",
+    "load_yaml_block",
+]
+
+logger = logging.getLogger("hardmine")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _drop_sibling_keys(data: Any, own: set[str], siblings: set[str]) -> Any:
+    """Accept (and drop) keys that belong to another kind of the same section."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k in own or k not in siblings}
+    return data
+
+
+# ---------------------------------------------------------------------------- trigger
+class EpochTriggerConfig(_Strict):
+    """Mine at the end of ``start_epoch`` (0-based) and every epoch after."""
+
+    kind: Literal["epoch"] = "epoch"
+    start_epoch: int = Field(2, ge=0)
+
+
+class PlateauTriggerConfig(_Strict):
+    """Mine once ``monitor`` plateaus (``torch.optim.lr_scheduler.ReduceLROnPlateau`` semantics)."""
+
+    kind: Literal["plateau"] = "plateau"
+    monitor: str = "train_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(2, ge=0)
+    threshold: float = Field(0.01, ge=0, allow_inf_nan=False)
+    threshold_mode: Literal["rel", "abs"] = "rel"
+    cooldown: int = Field(0, ge=0)
+
+
+_TRIGGER_KEYS = {"epoch": set(EpochTriggerConfig.model_fields), "plateau": set(PlateauTriggerConfig.model_fields)}
+TriggerConfig = Annotated[Union[EpochTriggerConfig, PlateauTriggerConfig], Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------------- select
+class TopKSelectConfig(_Strict):
+    """The ``k`` highest scores; ``0 < k < 1`` is a fraction of the eligible ids."""
+
+    kind: Literal["top_k"] = "top_k"
+    k: float = Field(0.2, gt=0, allow_inf_nan=False)
+
+    @field_validator("k")
+    @classmethod
+    def _count_is_integer(cls, k: float) -> float:
+        if k >= 1 and int(k) != k:
+            raise ValueError(f"k >= 1 is a count and must be an integer (or 0 < k < 1 a fraction), got {k}")
+        return k
+
+
+class PercentileSelectConfig(_Strict):
+    """Ids at or above the ``percentile``-th percentile of the eligible scores."""
+
+    kind: Literal["percentile"] = "percentile"
+    percentile: float = Field(90.0, ge=0, le=100)
+
+
+class ThresholdSelectConfig(_Strict):
+    """Ids whose score is at or above ``threshold``."""
+
+    kind: Literal["threshold"] = "threshold"
+    threshold: float = Field(2.5, allow_inf_nan=False)
+
+
+_SELECT_KEYS = {"top_k": set(TopKSelectConfig.model_fields), "percentile": set(PercentileSelectConfig.model_fields),
+                "threshold": set(ThresholdSelectConfig.model_fields)}
+SelectConfig = Annotated[Union[TopKSelectConfig, PercentileSelectConfig, ThresholdSelectConfig],
+                         Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------------- resample
+class ResampleConfig(_Strict):
+    """How much more often mined samples are drawn, with the epoch length unchanged."""
+
+    hard_weight: float = Field(3.0, ge=1, allow_inf_nan=False)
+    max_repeats: Optional[int] = Field(4, ge=1)
+
+
+# ---------------------------------------------------------------------------- the block
+def _section(data: Any, keys: dict[str, set[str]], default_kind: str) -> Any:
+    if not isinstance(data, dict):
+        return data
+    kind = data.get("kind", default_kind)
+    if kind not in keys:
+        return data  # the discriminator reports the allowed kinds
+    siblings = set().union(*(v for k, v in keys.items() if k != kind))
+    return _drop_sibling_keys({**data, "kind": kind}, keys[kind], siblings)
+
+
+class HardMiningConfig(_Strict):
+    """Settings of hard-sample mining: the ``custom.hard_sample_mining`` block of a training YAML.
+
+    >>> cfg = HardMiningConfig.model_validate({"trigger": {"kind": "epoch", "start_epoch": 1}})
+    >>> cfg.trigger.start_epoch, cfg.select.kind
+    (1, 'top_k')
+    """
+
+    enabled: bool = True
+    seed: Optional[int] = Field(None, ge=0)
+    aggregate: Literal["ema", "mean", "max", "last"] = "ema"
+    ema_decay: float = Field(0.9, ge=0, lt=1)
+    min_observations: int = Field(1, ge=1)
+    trigger: TriggerConfig = Field(default_factory=EpochTriggerConfig)
+    select: SelectConfig = Field(default_factory=TopKSelectConfig)
+    resample: ResampleConfig = Field(default_factory=ResampleConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_documented_sibling_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "trigger" in data:
+                data["trigger"] = _section(data["trigger"], _TRIGGER_KEYS, "epoch")
+            if "select" in data:
+                data["select"] = _section(data["select"], _SELECT_KEYS, "top_k")
+        return data
+
+    @classmethod
+    def from_yaml(cls, path: str | PathLike[str]) -> HardMiningConfig:
+        """Read ``custom.hard_sample_mining`` (or ``hard_sample_mining``, or a bare block) from a YAML file.
+
+        A training config without the block gives a disabled config (stock training), with a warning.
+        """
+        block = load_yaml_block(path, "hard_sample_mining")
+        if block is None:
+            logger.warning("hardmine: %s has no custom.hard_sample_mining block; mining is disabled", path)
+            return cls(enabled=False)
+        return cls.model_validate(block)
+
+    def to_yaml(self) -> str:
+        """The resolved block, as it would appear under ``custom.hard_sample_mining``."""
+        return yaml.safe_dump({"custom": {"hard_sample_mining": self.model_dump(mode="json")}}, sort_keys=False)
+
+
+def load_yaml_block(path: str | PathLike[str], name: str) -> dict[str, Any] | None:
+    """The mapping at ``custom.<name>`` or ``<name>`` in a YAML file, the whole file when it is a bare block
+    (no ``custom``/``<name>`` key and not a training config), or None when a training config lacks it."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such config file: {str(p)!r}")
+    with p.open("r", encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(p)!r} must hold a YAML mapping, but holds a {type(data).__name__}")
+    custom = data.get("custom")
+    if isinstance(custom, dict):
+        block = custom.get(name)
+        if block is None:
+            return None
+    elif name in data:
+        block = data[name]
+    else:
+        return data
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise ValueError(f"{name} in {str(p)!r} must be a mapping, but is a {type(block).__name__}")
+    return block

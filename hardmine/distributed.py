@@ -1,0 +1,77 @@
+"""The few ``torch.distributed`` collectives hardmine needs, as no-ops without a process group.
+
+Every function here is a collective when a process group is initialised: call it on every rank,
+never behind ``if rank == 0``. gloo gets CPU tensors, NCCL gets tensors on the current CUDA device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = ["all_gather_concat", "barrier", "broadcast_object", "get_rank", "get_world_size", "is_initialized"]
+
+
+def is_initialized() -> bool:
+    """Whether a default process group exists (and there is more than nothing to talk to)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_initialized() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def _device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_gather_concat(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Concatenate each array across ranks in rank order; arrays of one rank share a length.
+
+    Each array is 1-D with an 8-byte dtype (int64 or float64); lengths may differ between ranks.
+    Two collectives: one for the lengths, one for the padded payload.
+    """
+    if not is_initialized() or get_world_size() == 1:
+        return [a.copy() for a in arrays]
+    for a in arrays:
+        if a.ndim != 1 or a.itemsize != 8 or a.size != arrays[0].size:
+            raise ValueError("all_gather_concat takes 1-D 8-byte arrays of one length per rank")
+    device = _device()
+    world = get_world_size()
+    n = arrays[0].size
+    sizes = torch.zeros(world, dtype=torch.int64, device=device)
+    local = torch.tensor([n], dtype=torch.int64, device=device)
+    dist.all_gather_into_tensor(sizes, local)
+    sizes_l = sizes.tolist()
+    longest = max(sizes_l)
+    payload = np.zeros((len(arrays), longest), dtype=np.int64)
+    for row, a in enumerate(arrays):
+        payload[row, :n] = a.view(np.int64)
+    out = torch.empty((world, len(arrays), longest), dtype=torch.int64, device=device)
+    dist.all_gather_into_tensor(out, torch.from_numpy(payload).to(device))
+    gathered = out.cpu().numpy()
+    return [np.concatenate([gathered[r, row, : sizes_l[r]] for r in range(world)]).view(a.dtype)
+            for row, a in enumerate(arrays)]
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``obj`` from rank ``src`` on every rank (identity without a process group)."""
+    if not is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def barrier() -> None:
+    if is_initialized():
+        dist.barrier()

@@ -1,0 +1,372 @@
+"""Per-sample loss ledger: one score per logical sample id, vectorised.
+
+``update`` validates and buffers; the buffer is folded into the table on the next read, in one
+vectorised pass (closed-form EMA for ids seen several times in the buffer), so recording a step
+costs a copy and reading an epoch costs a few passes over the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from hardmine._validation import as_id_array, as_loss_array
+
+__all__ = ["AGGREGATES", "IdIndex", "LedgerStats", "LossLedger"]
+
+logger = logging.getLogger("hardmine")
+
+AGGREGATES = ("ema", "mean", "max", "last")
+_STATE_VERSION = 1
+_WARNED = {"nonfinite": False}  # warn once per process, not once per ledger
+_SCORE, _FIRST, _COUNT, _LAST = 0, 1, 2, 3  # columns of the (n, 4) float32 record table
+
+
+def _new_table(n: int) -> np.ndarray:
+    """One 16-byte record per slot: score f32, first f32, count i32, last_seen i32 (bit views)."""
+    table = np.zeros((n, 4), dtype=np.float32)
+    table[:, _LAST].view(np.int32)[:] = -1
+    return table
+
+
+def _records(table: np.ndarray) -> np.ndarray:
+    """The table as one 16-byte element per slot, so a gather or scatter touches each record once."""
+    return table.view(np.complex128).reshape(-1)
+
+
+def _int_col(rows: np.ndarray, col: int) -> np.ndarray:
+    return rows[:, col].view(np.int32)
+
+
+@runtime_checkable
+class IdIndex(Protocol):
+    """Maps logical sample ids to dense table slots and back (see ``FusionDataset.id_index``)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def slots(self, ids: np.ndarray) -> np.ndarray: ...
+
+    def ids(self, slots: np.ndarray) -> np.ndarray: ...
+
+
+class _RangeIndex:
+    """Ids are the slots themselves: ``0 <= id < size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+
+    def slots(self, ids: np.ndarray) -> np.ndarray:
+        if ids.size and int(ids.view(np.uint64).max()) >= self.size:  # negatives wrap to huge values
+            bad = ids[(ids < 0) | (ids >= self.size)][0]
+            raise ValueError(f"sample id {int(bad)} is outside 0..{self.size - 1} (num_ids={self.size})")
+        return ids
+
+    def ids(self, slots: np.ndarray) -> np.ndarray:
+        return np.asarray(slots, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class LedgerStats:
+    """A snapshot of the ledger for the observed ids, ascending by id."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float32, the aggregate
+    counts: np.ndarray  # int32, finite observations
+    first: np.ndarray  # float32, first finite loss
+    last_seen: np.ndarray  # int32, epoch of the latest observation
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def subset(self, mask: np.ndarray) -> LedgerStats:
+        """The rows where ``mask`` is True."""
+        return LedgerStats(self.ids[mask], self.scores[mask], self.counts[mask], self.first[mask],
+                           self.last_seen[mask])
+
+
+class LossLedger:
+    """Aggregated loss per logical sample id.
+
+    Args:
+        aggregate: ``ema`` | ``mean`` | ``max`` | ``last``.
+        ema_decay: for ``ema``: ``new = ema_decay * old + (1 - ema_decay) * loss``; the first observation
+            initialises the score (no bias toward 0).
+        num_ids: ids are known to lie in ``0..num_ids-1``: dense arrays, the fastest mode.
+        index: an :class:`IdIndex` mapping ids to dense slots (e.g. ``FusionDataset.id_index()``).
+            With neither, any int64 id is accepted (sorted-array index).
+
+    Example:
+        >>> L = LossLedger(aggregate="ema", ema_decay=0.5)
+        >>> L.update([7, 3, 7], [1.0, 2.0, 3.0])
+        >>> ids, scores = L.scores()
+        >>> ids.tolist(), scores.tolist()
+        ([3, 7], [2.0, 2.0])
+    """
+
+    def __init__(self, aggregate: str = "ema", ema_decay: float = 0.9, num_ids: int | None = None, *,
+                 index: IdIndex | None = None) -> None:
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {AGGREGATES}, but got {aggregate=}")
+        if not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), but got {ema_decay=}")
+        if num_ids is not None and index is not None:
+            raise ValueError("give num_ids or index, not both")
+        if num_ids is not None and int(num_ids) < 0:
+            raise ValueError(f"num_ids must be >= 0, but got {num_ids=}")
+        self.aggregate = aggregate
+        self.ema_decay = float(ema_decay)
+        self._index: IdIndex | None = _RangeIndex(int(num_ids)) if num_ids is not None else index
+        size = self._index.size if self._index is not None else 0
+        self._keys = np.empty(0, dtype=np.int64)  # sparse mode only: sorted ids, one per slot
+        self._table = _new_table(size)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.epoch = 0
+        self.num_skipped = 0
+
+    # ------------------------------------------------------------------ recording
+    @property
+    def dense(self) -> bool:
+        """Whether ids map to a fixed table (``num_ids`` or ``index``) rather than a growing one."""
+        return self._index is not None
+
+    @property
+    def index(self) -> IdIndex | None:
+        """The id -> slot index of a dense ledger (None for arbitrary ids)."""
+        return self._index
+
+    def check_ids(self, ids: np.ndarray) -> None:
+        """Raise ValueError when ``ids`` (int64) cannot be recorded here (outside ``num_ids``/the index)."""
+        if self._index is not None and ids.size:
+            self._index.slots(ids)
+
+    def update(self, ids: Any, losses: Any) -> None:
+        """Record losses for ids; duplicates apply in order; NaN/inf losses are skipped and counted."""
+        ids_a = as_id_array(ids, "ids")
+        losses_a = as_loss_array(losses, "losses")
+        if ids_a.shape != losses_a.shape:
+            raise ValueError(f"ids and losses must have the same length, but got {ids_a.size} ids and "
+                             f"{losses_a.size} losses")
+        self.check_ids(ids_a)  # now: a rejected call changes nothing
+        if ids_a.size:
+            self._pending.append((ids_a, losses_a))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fold what is buffered, then stamp later observations with ``epoch``."""
+        self._fold()
+        self.epoch = int(epoch)
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        self._fold()
+        return int(np.count_nonzero(_int_col(self._table, _COUNT)))
+
+    def stats(self, min_observations: int = 1) -> LedgerStats:
+        """Per-id score, count, first loss and last-seen epoch for ids seen ``min_observations`` times."""
+        self._fold()
+        keep = _int_col(self._table, _COUNT) >= max(1, int(min_observations))
+        slots = np.flatnonzero(keep)
+        ids = self._ids_of(slots)
+        if self._index is not None and not isinstance(self._index, _RangeIndex):
+            order = np.argsort(ids, kind="stable")
+            slots, ids = slots[order], ids[order]
+            rows = self._table[slots]
+        else:  # slots ascending already: a boolean compress, or no copy at all when every id was seen
+            rows = self._table if slots.size == keep.size else self._table[keep]
+        return LedgerStats(ids, rows[:, _SCORE].copy(), _int_col(rows, _COUNT).copy(),
+                           rows[:, _FIRST].copy(), _int_col(rows, _LAST).copy())
+
+    def scores(self, min_observations: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, scores)`` as NumPy arrays, ids ascending."""
+        s = self.stats(min_observations)
+        return s.ids, s.scores
+
+    def nbytes(self) -> int:
+        """Resident bytes of the table (excluding the not-yet-folded buffer)."""
+        return int(self._keys.nbytes + self._table.nbytes)
+
+    def _ids_of(self, slots: np.ndarray) -> np.ndarray:
+        return self._keys[slots] if self._index is None else np.asarray(self._index.ids(slots), np.int64)
+
+    # ------------------------------------------------------------------ folding
+    def _fold(self) -> None:
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            ids, losses = self._pending[0]
+        else:
+            ids = np.concatenate([p[0] for p in self._pending])
+            losses = np.concatenate([p[1] for p in self._pending])
+        self._pending = []
+        finite = np.isfinite(losses)
+        if not finite.all():
+            skipped = int(finite.size - np.count_nonzero(finite))
+            self.num_skipped += skipped
+            if not _WARNED["nonfinite"]:
+                logger.warning("hardmine: skipped %d non-finite loss(es) (NaN/inf); they never enter a score. "
+                               "Further skips are counted in LossLedger.num_skipped.", skipped)
+                _WARNED["nonfinite"] = True
+            ids, losses = ids[finite], losses[finite]
+        if ids.size == 0:
+            return
+        slots = self._slots_for_fold(ids)
+        self._apply(slots, losses.astype(np.float32, copy=False))
+
+    def _slots_for_fold(self, ids: np.ndarray) -> np.ndarray:
+        if self._index is not None:
+            return np.asarray(self._index.slots(ids), dtype=np.int64)
+        # sparse: one sort of the batch gives its distinct ids; searchsorted on sorted queries is cheap
+        order = np.argsort(ids)
+        sorted_ids = ids[order]
+        run_start = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
+        uniq = sorted_ids[run_start]
+        if self._keys.size:
+            pos = np.minimum(np.searchsorted(self._keys, uniq), self._keys.size - 1)
+            new = uniq[self._keys[pos] != uniq]
+        else:
+            new = uniq
+        if new.size:
+            self._grow(new)
+        slots = np.empty(ids.size, dtype=np.int64)
+        slots[order] = np.searchsorted(self._keys, uniq)[np.cumsum(run_start) - 1]
+        return slots
+
+    def _grow(self, new_ids: np.ndarray) -> None:
+        keys = np.concatenate([self._keys, new_ids])  # two disjoint sorted runs:
+        keys.sort(kind="stable")  # timsort merges them in linear time
+        table = _new_table(keys.size)
+        if self._keys.size:
+            table[np.searchsorted(keys, self._keys)] = self._table
+        self._keys, self._table = keys, table
+
+    def _apply(self, slots: np.ndarray, x: np.ndarray) -> None:
+        """Fold observations ``x`` (stream order) for ``slots`` into the table."""
+        n = self._table.shape[0]
+        if slots.size > n // 8:
+            batch_count = np.bincount(slots, minlength=n)
+            multi_mask = batch_count[slots] > 1 if batch_count.max() > 1 else None
+        else:
+            s = np.sort(slots)
+            dup = s[1:][s[1:] == s[:-1]]
+            multi_mask = np.isin(slots, dup) if dup.size else None
+        if multi_mask is None:
+            self._apply_single(slots, x)
+        else:
+            single = ~multi_mask
+            self._apply_single(slots[single], x[single])
+            self._apply_grouped(slots[multi_mask], x[multi_mask])
+
+    def _apply_single(self, slots: np.ndarray, x: np.ndarray) -> None:
+        """Each slot appears once: gather the records, update them, scatter them back."""
+        if slots.size == 0:
+            return
+        records = _records(self._table)
+        rows = records[slots].view(np.float32).reshape(-1, 4)
+        old_n = _int_col(rows, _COUNT)
+        seen = old_n > 0
+        old = rows[:, _SCORE]
+        if self.aggregate == "ema":  # float32 throughout: the table's precision, twice the speed
+            d = np.float32(self.ema_decay)
+            new = np.where(seen, d * old + (np.float32(1.0) - d) * x, x)
+        elif self.aggregate == "mean":
+            new = (old * old_n + x) / (old_n + 1.0)
+        elif self.aggregate == "max":
+            new = np.where(seen, np.maximum(old, x), x)
+        else:
+            new = x
+        rows[:, _FIRST] = np.where(seen, rows[:, _FIRST], x)
+        rows[:, _SCORE] = new
+        old_n += 1
+        _int_col(rows, _LAST)[:] = self.epoch
+        records[slots] = rows.view(np.complex128).reshape(-1)
+
+    def _apply_grouped(self, slots: np.ndarray, x: np.ndarray) -> None:
+        """Slots repeat: group them in stream order and fold each group in closed form."""
+        order = np.argsort(slots, kind="stable")
+        s, xs = slots[order], x[order].astype(np.float64)
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        u = s[starts]
+        c = np.diff(np.r_[starts, s.size])
+        records = _records(self._table)
+        rows = records[u].view(np.float32).reshape(-1, 4)
+        old_n = _int_col(rows, _COUNT)
+        seen = old_n > 0
+        old = rows[:, _SCORE].astype(np.float64)
+        if self.aggregate == "ema":
+            d = self.ema_decay
+            pos = np.arange(s.size) - np.repeat(starts, c)  # position inside the group
+            w = (1.0 - d) * np.power(d, np.repeat(c, c) - 1 - pos)
+            w[starts] = np.where(seen, w[starts], np.power(d, c - 1))  # first observation initialises
+            new = np.add.reduceat(w * xs, starts) + np.where(seen, np.power(d, c) * old, 0.0)
+        elif self.aggregate == "mean":
+            new = (old * old_n + np.add.reduceat(xs, starts)) / (old_n + c)
+        elif self.aggregate == "max":
+            m = np.maximum.reduceat(xs, starts)
+            new = np.where(seen, np.maximum(old, m), m)
+        else:
+            new = xs[starts + c - 1]
+        rows[:, _FIRST] = np.where(seen, rows[:, _FIRST], xs[starts])
+        rows[:, _SCORE] = new
+        old_n += c.astype(np.int32)
+        _int_col(rows, _LAST)[:] = self.epoch
+        records[u] = rows.view(np.complex128).reshape(-1)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        self._fold()
+        slots = np.flatnonzero(_int_col(self._table, _COUNT))
+        rows = self._table[slots]
+        return {
+            "version": _STATE_VERSION,
+            "aggregate": self.aggregate,
+            "ema_decay": self.ema_decay,
+            "size": None if self._index is None else int(self._index.size),
+            "epoch": self.epoch,
+            "num_skipped": self.num_skipped,
+            "ids": self._ids_of(slots),
+            "scores": rows[:, _SCORE].copy(),
+            "counts": _int_col(rows, _COUNT).copy(),
+            "first": rows[:, _FIRST].copy(),
+            "last_seen": _int_col(rows, _LAST).copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        version = state.get("version")
+        if version != _STATE_VERSION:
+            raise ValueError(f"cannot load LossLedger state of version {version!r}; this hardmine reads "
+                             f"version {_STATE_VERSION}")
+        if state["aggregate"] != self.aggregate or float(state["ema_decay"]) != self.ema_decay:
+            raise ValueError(f"LossLedger state was written with aggregate={state['aggregate']!r}, "
+                             f"ema_decay={state['ema_decay']}, but this ledger uses "
+                             f"aggregate={self.aggregate!r}, ema_decay={self.ema_decay}")
+        size = None if self._index is None else self._index.size
+        if state["size"] != size:
+            raise ValueError(f"LossLedger state covers {state['size']} ids but this ledger covers {size}")
+        ids = np.asarray(state["ids"], dtype=np.int64)
+        cols = {k: np.asarray(state[k]) for k in ("scores", "counts", "first", "last_seen")}
+        if any(a.shape != ids.shape for a in cols.values()):
+            raise ValueError("LossLedger state arrays have different lengths")
+        if self._index is None:
+            if ids.size and np.any(ids[1:] <= ids[:-1]):
+                raise ValueError("LossLedger state ids must be strictly ascending")
+            keys, slots = ids.copy(), np.arange(ids.size)
+            table = _new_table(ids.size)
+        else:
+            keys, slots = self._keys, np.asarray(self._index.slots(ids), np.int64)
+            table = _new_table(self._index.size)
+        table[slots, _SCORE] = cols["scores"]
+        table[slots, _FIRST] = cols["first"]
+        _int_col(table, _COUNT)[slots] = cols["counts"]
+        _int_col(table, _LAST)[slots] = cols["last_seen"]
+        self._keys, self._table = keys, table
+        self._pending = []
+        self.epoch = int(state["epoch"])
+        self.num_skipped = int(state["num_skipped"])
+
+    def __repr__(self) -> str:
+        mode = "sparse" if self._index is None else f"dense[{self._index.size}]"
+        return f"LossLedger(aggregate={self.aggregate!r}, ema_decay={self.ema_decay}, {mode}, seen={len(self)})"
