@@ -17,6 +17,7 @@ from hardmine.integrations._hf_loss import (  # noqa: E402
     TokenLossCapture,
     per_sample_means,
     segment_starts,
+    shift_targets,
     token_losses_from_hidden,
     token_losses_from_logits,
 )
@@ -66,7 +67,8 @@ def test_unarmed_capture_keeps_nothing() -> None:
 def test_per_sample_means_rows_match_reference() -> None:
     logits, labels = torch.randn(4, 7, VOCAB), _labels(4, 7)
     labels[2] = -100  # an all-masked row: undefined, NaN (the ledger skips and counts it)
-    per_token, targets = token_losses_from_logits(logits, labels, chunk_tokens=5)
+    targets = shift_targets({}, labels)
+    per_token = token_losses_from_logits(logits, targets, chunk_tokens=5)
     got = per_sample_means(per_token, targets, num_samples=4)
     for row in (0, 1, 3):
         t = labels[row, 1:]
@@ -131,7 +133,8 @@ def test_hidden_state_recompute_matches_logits() -> None:
     ids = torch.randint(0, VOCAB, (3, 10))
     labels = _labels(3, 10)
     out = model(input_ids=ids, output_hidden_states=True)
-    a, ta = token_losses_from_logits(out.logits, labels)
-    b, tb = token_losses_from_hidden(out.hidden_states[-1], model.lm_head, labels, chunk_tokens=7)
-    assert torch.equal(ta, tb)
+    targets = shift_targets({}, labels)
+    a = token_losses_from_logits(out.logits, targets)
+    b = token_losses_from_hidden(out.hidden_states[-1], model.lm_head, targets, chunk_tokens=7)
     torch.testing.assert_close(a, b)
+    assert torch.equal(shift_targets({"shift_labels": targets}, labels), targets)

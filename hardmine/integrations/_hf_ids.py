@@ -81,7 +81,7 @@ class SampleIdCollator:
             ids, idx, has_own = _flatten_ids(own), np.repeat(index, counts), True
         batch[SAMPLE_ID] = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
         batch[INDEX_KEY] = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
-        batch[OWN_IDS_KEY] = torch.tensor(has_own)
+        batch[OWN_IDS_KEY] = has_own  # a plain bool: reading it never syncs a device
         return batch
 
 

@@ -70,15 +70,21 @@ class TokenLossCapture:
         return got
 
 
-def token_losses_from_logits(
-    logits: torch.Tensor, labels: torch.Tensor, *, chunk_tokens: int = 4096
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """No-grad per-token CE from logits, ``chunk_tokens`` rows of the vocabulary at a time.
+def shift_targets(inputs: Mapping[str, Any], labels: torch.Tensor) -> torch.Tensor:
+    """The targets ``ForCausalLMLoss`` scores: ``shift_labels`` when the collator gives them, else labels shifted."""
+    shifted = inputs.get("shift_labels")
+    if torch.is_tensor(shifted):
+        return shifted
+    return F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
+
+
+def token_losses_from_logits(logits: torch.Tensor, targets: torch.Tensor, *, chunk_tokens: int = 4096) -> torch.Tensor:
+    """No-grad per-token CE from logits and shifted ``targets``, ``chunk_tokens`` positions at a time.
 
     Used when the gradient's loss is not ours (``compute_loss_func``, label smoothing): memory stays
     one chunk of float32 logits above the stock step.
     """
-    targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].to(logits.device)
+    targets = targets.to(logits.device)
     flat_logits = logits.detach().reshape(-1, logits.shape[-1])
     flat_targets = targets.reshape(-1)
     out = torch.empty(flat_targets.shape, dtype=torch.float32, device=logits.device)
@@ -88,18 +94,18 @@ def token_losses_from_logits(
             out[start:stop] = F.cross_entropy(
                 flat_logits[start:stop].float(), flat_targets[start:stop], reduction="none"
             )
-    return out.view(targets.shape), targets
+    return out.view(targets.shape)
 
 
 def token_losses_from_hidden(
-    hidden: torch.Tensor, lm_head: torch.nn.Module, labels: torch.Tensor, *, chunk_tokens: int = 4096
-) -> tuple[torch.Tensor, torch.Tensor]:
+    hidden: torch.Tensor, lm_head: torch.nn.Module, targets: torch.Tensor, *, chunk_tokens: int = 4096
+) -> torch.Tensor:
     """No-grad per-token CE recomputed from the last hidden states through ``lm_head``, in chunks.
 
     The fallback when the model returns ``logits=None`` (Liger fused CE, TRL ``chunked_nll``): it never
     holds more than ``chunk_tokens`` rows of logits.
     """
-    targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].to(hidden.device)
+    targets = targets.to(hidden.device)
     flat_hidden = hidden.detach().reshape(-1, hidden.shape[-1])
     flat_targets = targets.reshape(-1)
     out = torch.empty(flat_targets.shape, dtype=torch.float32, device=hidden.device)
@@ -108,7 +114,7 @@ def token_losses_from_hidden(
             stop = start + chunk_tokens
             logits = lm_head(flat_hidden[start:stop]).float()
             out[start:stop] = F.cross_entropy(logits, flat_targets[start:stop], reduction="none")
-    return out.view(targets.shape), targets
+    return out.view(targets.shape)
 
 
 def segment_starts(inputs: Mapping[str, Any], shape: torch.Size) -> torch.Tensor | None:
