@@ -1,0 +1,52 @@
+"""Hypothesis strategies shared by the test modules."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+finite_losses = st.floats(min_value=0.0, max_value=50.0, allow_nan=False, allow_infinity=False, width=32)
+any_losses = st.one_of(finite_losses, st.just(float("nan")), st.just(float("inf")))
+
+
+@st.composite
+def loss_stream(draw: st.DrawFn, *, max_id: int = 40, dense: bool = True, allow_nonfinite: bool = True
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A list of update calls ``(ids, losses)``, with duplicates inside and across calls."""
+    n_calls = draw(st.integers(1, 8))
+    calls = []
+    if dense:
+        id_strategy = st.integers(0, max_id - 1)
+    else:  # arbitrary int64 ids, drawn from a small pool so that they repeat
+        pool = draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=max_id, unique=True))
+        id_strategy = st.sampled_from(pool)
+    for _ in range(n_calls):
+        size = draw(st.integers(0, 30))
+        ids = draw(st.lists(id_strategy, min_size=size, max_size=size))
+        losses = draw(st.lists(any_losses if allow_nonfinite else finite_losses, min_size=size, max_size=size))
+        calls.append((np.array(ids, dtype=np.int64), np.array(losses, dtype=np.float32)))
+    return calls
+
+
+@st.composite
+def sampler_weights(draw: st.DrawFn, *, max_n: int = 60) -> tuple[int, np.ndarray, int | None]:
+    """``(n, weights, max_repeats)`` that can fill ``n`` slots."""
+    n = draw(st.integers(1, max_n))
+    kind = draw(st.sampled_from(["two_level", "random", "sparse"]))
+    if kind == "two_level":
+        hard = draw(hnp.arrays(bool, n))
+        weights = np.where(hard, draw(st.floats(1.0, 8.0)), 1.0)
+    elif kind == "random":
+        weights = draw(hnp.arrays(np.float64, n, elements=st.floats(0.0, 10.0)))
+    else:
+        weights = np.zeros(n)
+        k = draw(st.integers(1, n))
+        weights[draw(st.permutations(range(n)))[:k]] = draw(st.floats(0.1, 5.0))
+    positive = int(np.count_nonzero(weights))
+    if positive == 0:
+        weights[0] = 1.0
+        positive = 1
+    min_cap = -(-n // positive)
+    max_repeats = draw(st.one_of(st.none(), st.integers(min_cap, min_cap + 4)))
+    return n, weights, max_repeats

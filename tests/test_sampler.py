@@ -1,0 +1,161 @@
+"""HardMiningSampler: fixed length, determinism, permutation when uniform, counts follow weights, caps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, RandomSampler
+
+from hardmine import HardMiningSampler
+from hardmine.sampler import plan_counts
+from tests.strategies import sampler_weights
+
+
+@settings(max_examples=80, deadline=None)
+@given(spec=sampler_weights(), seed=st.integers(0, 2**31), epoch=st.integers(0, 1000))
+def test_length_counts_and_cap(spec: tuple, seed: int, epoch: int) -> None:
+    n, weights, cap = spec
+    s = HardMiningSampler(n, seed=seed, max_repeats=cap)
+    s.set_weights(weights)
+    s.set_epoch(epoch)
+    stream = list(s)
+    assert len(stream) == len(s) == n
+    counts = np.bincount(stream, minlength=n)
+    np.testing.assert_array_equal(counts, s.counts())
+    assert counts[weights == 0].sum() == 0
+    if cap is not None:
+        assert counts.max() <= cap
+    else:  # every count is the floor or the ceiling of its expected value
+        expected = n * weights / weights.sum()
+        assert np.all(counts >= np.floor(expected - 1e-9)) and np.all(counts <= np.ceil(expected + 1e-9))
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=sampler_weights(), seed=st.integers(0, 2**31), epoch=st.integers(0, 50))
+def test_same_seed_epoch_weights_same_stream(spec: tuple, seed: int, epoch: int) -> None:
+    n, weights, cap = spec
+    a, b = (HardMiningSampler(n, seed=seed, max_repeats=cap) for _ in range(2))
+    b.set_epoch(epoch + 1)
+    list(b)  # a different epoch iterated first must not leak into the next one
+    for s in (a, b):
+        s.set_weights(weights)
+        s.set_epoch(epoch)
+    assert list(a) == list(b) == list(a)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 300), seed=st.integers(0, 2**31), epoch=st.integers(0, 100))
+def test_uniform_is_a_permutation(n: int, seed: int, epoch: int) -> None:
+    s = HardMiningSampler(n, seed=seed)
+    s.set_epoch(epoch)
+    assert sorted(s) == list(range(n))
+    s.set_weights(np.full(n, 2.5))
+    assert sorted(s) == list(range(n))  # equal weights: every index exactly once
+
+
+def test_epochs_differ_and_global_rng_is_untouched() -> None:
+    import torch
+
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    s = HardMiningSampler(100, seed=1)
+    s.set_epoch(0)
+    first = list(s)
+    s.set_epoch(1)
+    assert list(s) != first
+    assert torch.equal(torch.rand(3), before)
+
+
+def test_expected_counts_follow_weights() -> None:
+    """Averaged over epochs, E[count_i] ~ N * w_i / sum(w) (systematic rounding is unbiased)."""
+    n = 200
+    weights = np.ones(n)
+    weights[:20] = 3.0
+    s = HardMiningSampler(n, seed=0, max_repeats=None)
+    s.set_weights(weights)
+    total = np.zeros(n)
+    epochs = 400
+    for e in range(epochs):
+        s.set_epoch(e)
+        total += np.bincount(list(s), minlength=n)
+    expected = n * weights / weights.sum()
+    np.testing.assert_allclose(total / epochs, expected, atol=0.05)
+
+
+def test_water_filling_redistributes_the_excess() -> None:
+    weights = np.array([100.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    counts = plan_counts(weights, 6, 2, 0.3)
+    assert counts.sum() == 6 and counts[0] == 2 and counts.max() <= 2
+
+
+def test_shards_cover_the_global_stream() -> None:
+    n, r = 11, 3
+    shards = []
+    for rank in range(r):
+        s = HardMiningSampler(n, seed=4, num_replicas=r, rank=rank)
+        s.set_epoch(2)
+        shards.append(list(s))
+        assert len(shards[-1]) == len(s) == 4
+    glob = HardMiningSampler(n, seed=4)
+    glob.set_epoch(2)
+    stream = list(glob)
+    assert sorted(sum(shards, [])) == sorted(stream + stream[:1])
+
+
+def test_is_a_plain_sampler_for_accelerate() -> None:
+    s = HardMiningSampler(10)
+    assert not isinstance(s, RandomSampler)
+    assert not hasattr(s, "generator")  # accelerate reseeds an attribute of that name
+    assert sorted(x.item() for x in DataLoader(list(range(10)), sampler=s, batch_size=1)) == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("weights", "cap", "match"),
+    [
+        (np.ones(4), None, "expected length 5, but got length 4"),
+        (np.array([1, 1, -1, 1, 1.0]), None, r"weights\[2\] = -1"),
+        (np.array([1, np.nan, 1, 1, 1.0]), None, "finite"),
+        (np.array([1, np.inf, 1, 1, 1.0]), None, "finite"),
+        (np.zeros(5), None, "every weight is 0"),
+        (np.array([1, 1, 0, 0, 0.0]), 2, "cannot fill 5 slots: only 2 samples.*max_repeats=2"),
+        (np.ones((5, 1)), None, "1-D"),
+    ],
+)
+def test_bad_weights_are_refused_without_change(weights: np.ndarray, cap: int | None, match: str) -> None:
+    s = HardMiningSampler(5, seed=0, max_repeats=cap)
+    s.set_weights(np.arange(1, 6, dtype=float))
+    before = list(s)
+    with pytest.raises(ValueError, match=match):
+        s.set_weights(weights)
+    assert list(s) == before
+
+
+@pytest.mark.parametrize("kwargs", [{"num_samples": -1}, {"num_samples": 3, "seed": -2},
+                                    {"num_samples": 3, "max_repeats": 0}, {"num_samples": 3, "rank": 0},
+                                    {"num_samples": 3, "num_replicas": 2, "rank": 2}])
+def test_bad_settings(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        HardMiningSampler(**kwargs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=sampler_weights(), epoch=st.integers(0, 20))
+def test_state_round_trip_reproduces_next_epoch(spec: tuple, epoch: int) -> None:
+    n, weights, cap = spec
+    a = HardMiningSampler(n, seed=9, max_repeats=cap)
+    a.set_weights(weights)
+    a.set_epoch(epoch)
+    b = HardMiningSampler(n, seed=0, max_repeats=cap)
+    b.load_state_dict(a.state_dict())
+    assert list(a) == list(b)
+
+
+def test_state_from_another_size_or_version_is_refused() -> None:
+    state = HardMiningSampler(5).state_dict()
+    with pytest.raises(ValueError, match="num_samples=5.*num_samples=6"):
+        HardMiningSampler(6).load_state_dict(state)
+    with pytest.raises(ValueError, match="version"):
+        HardMiningSampler(5).load_state_dict({**state, "version": 0})
