@@ -48,18 +48,17 @@ def all_gather_concat(arrays: list[np.ndarray]) -> list[np.ndarray]:
     device = _device()
     world = get_world_size()
     n = arrays[0].size
-    sizes = torch.zeros(world, dtype=torch.int64, device=device)
-    local = torch.tensor([n], dtype=torch.int64, device=device)
-    dist.all_gather_into_tensor(sizes, local)
-    sizes_l = sizes.tolist()
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([n], dtype=torch.int64, device=device))
+    sizes_l = [int(s.item()) for s in sizes]
     longest = max(sizes_l)
     payload = np.zeros((len(arrays), longest), dtype=np.int64)
     for row, a in enumerate(arrays):
         payload[row, :n] = a.view(np.int64)
-    out = torch.empty((world, len(arrays), longest), dtype=torch.int64, device=device)
-    dist.all_gather_into_tensor(out, torch.from_numpy(payload).to(device))
-    gathered = out.cpu().numpy()
-    return [np.concatenate([gathered[r, row, : sizes_l[r]] for r in range(world)]).view(a.dtype)
+    out = [torch.empty((len(arrays), longest), dtype=torch.int64, device=device) for _ in range(world)]
+    dist.all_gather(out, torch.from_numpy(payload).to(device))
+    gathered = [t.cpu().numpy() for t in out]
+    return [np.concatenate([gathered[r][row, : sizes_l[r]] for r in range(world)]).view(a.dtype)
             for row, a in enumerate(arrays)]
 
 
