@@ -1,0 +1,355 @@
+"""The ``hardmine`` command: ``report`` shows what mining did in a run, ``validate`` checks a config.
+
+``report`` reads a file written by :meth:`hardmine.HardMiner.save` (or the ``hardmine_state.npz`` the
+Hugging Face adapter writes into each checkpoint folder) and prints one line per epoch; ``--plot`` draws
+the same history (needs matplotlib: ``pip install 'hardmine[report]'``), ``--export`` writes one row per
+mined sample. ``validate`` reads the ``custom.hard_sample_mining`` block of a training YAML and prints the
+resolved settings. Errors go to stderr with exit code 2.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> cfg = pathlib.Path(tempfile.mkdtemp()) / "train.yaml"
+    >>> _ = cfg.write_text("custom:\\n  hard_sample_mining:\\n    trigger: {kind: epoch, start_epoch: 1}\\n")
+    >>> main(["validate", str(cfg)])  # doctest: +ELLIPSIS
+    ok: ...train.yaml: custom.hard_sample_mining is valid
+    mining starts at the end of epoch 1 (0-based) and stays on
+    ...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+hard-sample mining: see what it did, check how it is configured.
+
+  hardmine report PATH                  per-epoch table of a run (PATH: a saved miner or a checkpoint folder)
+  hardmine report PATH --plot r.png     ... and a picture of it (needs: pip install 'hardmine[report]')
+  hardmine report PATH --export m.csv   ... and one row per mined sample (.csv or .json)
+  hardmine validate train.yaml          check the custom.hard_sample_mining block and print it resolved
+"""
+
+_REPORT_HELP = """\
+Print what mining did in a run, epoch by epoch.
+
+PATH is one of
+  - a file written by HardMiner.save(path)
+  - a checkpoint folder holding hardmine_state.npz (written by the Hugging Face adapter)
+  - a training output folder of checkpoint-* folders (the latest one holding the file is used)
+
+Columns: status (waiting = trigger not fired yet, fired = mining started at this epoch, active), hard (size
+of the mined set), cut (lowest score in it), seen / eligible (ids in the ledger / ids that could be mined),
+excluded (kept out by noise guards), overlap (ids shared with the previous epoch's set) and churn (share of
+the set that is new), x drawn (a mined sample is drawn this many times as often as another next epoch),
+mined draws (share of next epoch's draws that go to mined samples), then draws per source (fusion runs).
+"""
+
+_VALIDATE_HELP = """\
+Check the hard-sample mining block of a training config and print the resolved settings.
+
+The block is read from custom.hard_sample_mining (the ms-swift / training-YAML place), from a top-level
+hard_sample_mining key, or from the whole file when it is a bare block. Unknown keys and out-of-range
+values are errors that name the field.
+"""
+
+
+class _UsageError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2, no traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from hardmine import __version__
+
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="hardmine", description=_DESCRIPTION, formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"hardmine {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    rep = sub.add_parser("report", help="per-epoch table, plot and export of a saved miner or checkpoint",
+                         description=_REPORT_HELP, formatter_class=raw)
+    rep.add_argument("path", metavar="PATH", help="a saved miner file or a checkpoint / output folder")
+    rep.add_argument("--plot", metavar="FILE.png",
+                     help="write a figure: score distribution with the cut, hard-set size and churn, "
+                          "draws per sample before/after mining, shares of the draws (needs matplotlib)")
+    rep.add_argument("--export", metavar="FILE.csv|FILE.json",
+                     help="write one row per mined id: id, source, index, score, observations, epochs mined, "
+                          "mined now, first loss, last seen epoch")
+    rep.add_argument("--top", metavar="N", type=int, default=10,
+                     help="list the N highest-scoring samples of the current mined set "
+                          "(default: 10; 0: none)")
+
+    val = sub.add_parser("validate", help="check a training config's hard_sample_mining block",
+                         description=_VALIDATE_HELP, formatter_class=raw)
+    val.add_argument("config", metavar="CONFIG.yaml",
+                     help="a training YAML (or a bare hard_sample_mining block)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hardmine`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    >>> main(["report", "/no/such/run.npz"])
+    2
+    """
+    parser = _build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "report":
+            return _report(args, sys.stdout)
+        return _validate(Path(args.config), sys.stdout)
+    except _UsageError as e:
+        print(f"hardmine {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _load(path: str) -> tuple[Any, Path]:
+    from hardmine._report import find_state_file
+    from hardmine.miner import HardMiner
+
+    try:
+        file, note = find_state_file(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise _UsageError(str(e)) from None
+    if note:
+        print(f"hardmine report: {note}", file=sys.stderr)
+    try:
+        return HardMiner.load(file), file
+    except (FileNotFoundError, ValueError) as e:
+        raise _UsageError(f"{e}; expected a file written by HardMiner.save or a checkpoint's "
+                          "hardmine_state.npz") from None
+    except Exception as e:  # a truncated or foreign file can fail anywhere inside numpy/zipfile
+        raise _UsageError(f"cannot read {str(file)!r} as a hardmine state file "
+                          f"({type(e).__name__}: {e})") from None
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from hardmine._report import epoch_rows, mined_rows
+
+    if args.top < 0:
+        raise _UsageError(f"--top must be >= 0, but got {args.top}")
+    plot = _check_output(args.plot, (".png",), "--plot") if args.plot else None
+    export = _check_output(args.export, (".csv", ".json"), "--export") if args.export else None
+    draw = None
+    if plot is not None:  # fail before printing anything when matplotlib is missing
+        try:
+            from hardmine._report_plot import plot_report
+        except ImportError as e:
+            raise _UsageError(f"--plot needs matplotlib ({e}); install it with: "
+                              "pip install 'hardmine[report]'") from None
+        draw = plot_report
+    miner, file = _load(args.path)
+    rows = mined_rows(miner) if (export is not None or args.top) else []
+    out.write(_summary(miner, file))
+    out.write("\n")
+    out.write(_format_epochs(epoch_rows(miner.history)))
+    if args.top and miner.hard_ids.size:
+        out.write("\n")
+        out.write(_format_top([r for r in rows if r.mined_now], args.top, int(miner.hard_ids.size)))
+    if export is not None:
+        _write_export(rows, export)
+        out.write(f"\nwrote {len(rows)} mined ids to {export}\n")
+    if draw is not None and plot is not None:
+        draw(miner, plot, title=file.name if file.name != "hardmine_state.npz" else file.parent.name)
+        out.write(f"wrote plot to {plot}\n")
+    return 0
+
+
+def _check_output(name: str, suffixes: tuple[str, ...], flag: str) -> Path:
+    p = Path(name)
+    if p.suffix.lower() not in suffixes:
+        raise _UsageError(f"{flag} must name a {' or '.join(suffixes)} file, but got {name!r}")
+    if p.parent != Path("") and not p.parent.is_dir():
+        raise _UsageError(f"{flag}: folder {str(p.parent)!r} does not exist")
+    return p
+
+
+def _fmt(x: float | None, spec: str = ".4g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _describe_config(cfg: Any) -> list[str]:
+    t, s, r = cfg.trigger, cfg.select, cfg.resample
+    if t.kind == "epoch":
+        when = f"mining starts at the end of epoch {t.start_epoch} (0-based) and stays on"
+    else:
+        better = "decrease" if t.mode == "min" else "increase"
+        size = f"{t.threshold:g}" + (" relative" if t.threshold_mode == "rel" else " absolute")
+        when = (f"mining starts once {t.monitor} has not {better}d by more than {size} for {t.patience} "
+                f"epoch(s) (ReduceLROnPlateau rules, cooldown {t.cooldown}) and stays on")
+    if s.kind == "top_k":
+        which = (f"the {s.k:.0%} highest-scoring eligible ids" if s.k < 1 else
+                 f"the {int(s.k)} highest-scoring eligible ids")
+    elif s.kind == "percentile":
+        which = f"eligible ids scoring at or above the {s.percentile:g}th percentile"
+    else:
+        which = f"eligible ids scoring at or above {s.threshold:g}"
+    agg = {"ema": f"EMA (decay {cfg.ema_decay:g})", "mean": "mean", "max": "maximum", "last": "latest value"}
+    need = ""
+    if cfg.min_observations > 1:
+        need = f"; a sample needs {cfg.min_observations} observations to be eligible"
+    cap = "no cap" if r.max_repeats is None else f"at most {r.max_repeats} copies of one sample per epoch"
+    return [
+        when,
+        f"selects {which} (score: {agg[cfg.aggregate]} of each sample's loss{need})",
+        f"a mined sample is drawn {r.hard_weight:g}x as often as the rest, {cap}; "
+        "the epoch length is unchanged",
+    ]
+
+
+def _summary(miner: Any, file: Path) -> str:
+    cfg = miner.config
+    lines = [f"hardmine report: {file}"]
+    if not cfg.enabled:
+        lines.append("  mining was DISABLED in this run (enabled: false): stock sampling throughout")
+    fusion = getattr(miner, "_detached_fusion", None)
+    kind = "custom sample ids" if miner.custom_ids else "dataset indices"
+    if fusion is not None:
+        kind = "fusion dataset"
+    lines.append(f"  dataset: {miner.num_samples} samples, ids: {kind}, seed {miner.seed}")
+    lines += [f"  {x}" for x in _describe_config(cfg)]
+    ids, _ = miner.mined_counts()
+    first = next((e.epoch for e in miner.history if e.fired), None)
+    since = f"active since epoch {first}" if first is not None else (
+        "active" if miner.active else "not triggered")
+    lines.append(f"  ledger: {len(miner.ledger)} ids seen, {miner.ledger.num_skipped} non-finite losses "
+                 f"skipped; {len(miner.history)} epochs recorded")
+    lines.append(f"  mining: {since}; {miner.hard_ids.size} ids mined now, {ids.size} mined in at least "
+                 "one epoch")
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(header)] + [line(r) for r in rows]) + "\n"
+
+
+def _format_epochs(rows: list[Any]) -> str:
+    if not rows:
+        return "no epoch recorded yet (end_epoch was never called)\n"
+    reasons = sorted({k for r in rows for k in r.excluded})
+    sources = list(dict.fromkeys(k for r in rows for k in r.per_source))
+    header = ["epoch", "status", "hard", "cut", "seen", "eligible"]
+    header += [f"excl:{k}" for k in reasons] if len(reasons) > 1 else ["excluded"]
+    header += ["overlap", "churn", "x drawn", "mined draws"] + [f"draws:{s}" for s in sources] + ["note"]
+    body = []
+    for r in rows:
+        mining = r.status in ("fired", "active")
+        cells = [str(r.epoch), r.status, str(r.num_hard), _fmt(r.score_cut), str(r.num_seen),
+                 str(r.num_eligible) if mining else "-"]
+        if len(reasons) > 1:
+            cells += [str(r.excluded.get(k, 0)) for k in reasons]
+        else:
+            cells.append(str(sum(r.excluded.values())))
+        cells += [_fmt(r.overlap_prev, "d"), _fmt(r.churn, ".0%"), _fmt(r.draw_ratio, ".2f"),
+                  _fmt(r.mined_draw_share, ".1%")]
+        cells += [str(r.per_source.get(s, 0)) for s in sources]
+        cells.append(r.note or "")
+        body.append(cells)
+    right = set(range(len(header))) - {1, len(header) - 1}
+    out = _table(header, body, right)
+    if len(reasons) == 1:
+        out += f"(excluded: kept out of selection by the {reasons[0]!r} guard)\n"
+    return out
+
+
+def _format_top(rows: list[Any], top: int, total: int) -> str:
+    rows = sorted(rows, key=lambda r: (-(r.score if r.score is not None else float("-inf")), r.id))[:top]
+    header = ["id", "source", "index", "score", "observations", "epochs mined"]
+    body = [[str(r.id), r.source or "-", _fmt(r.index, "d"), _fmt(r.score), str(r.observations),
+             str(r.epochs_mined)] for r in rows]
+    title = f"hardest mined samples now ({len(rows)} of {total}, by score):\n"
+    return title + _table(header, body, {0, 2, 3, 4, 5})
+
+
+def _write_export(rows: list[Any], path: Path) -> None:
+    records = [r.as_dict() for r in rows]
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        return
+    from hardmine._report import MinedRow
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(MinedRow.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in rec.items()} for rec in records)
+
+
+# ---------------------------------------------------------------------------------------------- validate
+def _block_prefix(data: Any) -> str:
+    if isinstance(data, dict):
+        if isinstance(data.get("custom"), dict):
+            return "custom.hard_sample_mining"
+        if "hard_sample_mining" in data:
+            return "hard_sample_mining"
+    return "(bare block)"
+
+
+def _validate(path: Path, out: TextIO) -> int:
+    import yaml
+    from pydantic import ValidationError
+
+    from hardmine.config import HardMiningConfig, load_yaml_block
+
+    try:
+        block = load_yaml_block(path, "hard_sample_mining")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise _UsageError(str(e)) from None
+    except yaml.YAMLError as e:
+        raise _UsageError(f"{str(path)!r} is not valid YAML: {e}") from None
+    except (ValueError, OSError) as e:
+        raise _UsageError(str(e)) from None
+    prefix = _block_prefix(data)
+    if block is None:
+        custom = data.get("custom", {}) if isinstance(data, dict) else {}
+        close = difflib.get_close_matches("hard_sample_mining", [str(k) for k in custom], n=1)
+        hint = f"; did you mean custom.{close[0]} -> custom.hard_sample_mining?" if close else ""
+        out.write(f"ok: {path}: no custom.hard_sample_mining block, so mining is DISABLED "
+                  f"(stock training){hint}\n")
+        return 0
+    try:
+        cfg = HardMiningConfig.model_validate(block)
+    except ValidationError as e:
+        lines = [f"{str(path)!r}: {prefix} is invalid ({e.error_count()} error(s)):"]
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {prefix + '.' if prefix != '(bare block)' else ''}{loc}: {err['msg']} "
+                         f"(got {err.get('input')!r})")
+        raise _UsageError("\n".join(lines)) from None
+    out.write(f"ok: {path}: {prefix} is valid\n")
+    if not cfg.enabled:
+        out.write("mining is DISABLED (enabled: false): the adapter installs nothing, training is stock\n")
+    else:
+        out.write("".join(f"{x}\n" for x in _describe_config(cfg)))
+        seed = "the training seed" if cfg.seed is None else str(cfg.seed)
+        out.write(f"seed: {seed}\n")
+    out.write("\nresolved settings:\n")
+    out.write(cfg.to_yaml())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
