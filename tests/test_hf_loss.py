@@ -109,6 +109,9 @@ def test_cu_seq_lens_and_position_ids_give_the_same_split() -> None:
     cu = torch.tensor([0, 3, 6, 8, 12], dtype=torch.int32)
     by_cu = per_sample_means(per_token, targets, 4, segment_starts({"cu_seq_lens_q": cu}, targets.shape))
     torch.testing.assert_close(by_pos, by_cu)
+    seq_idx = torch.tensor([[0, 0, 0, 1, 1, 1], [2, 2, 3, 3, 3, 3]])
+    by_idx = per_sample_means(per_token, targets, 4, segment_starts({"seq_idx": seq_idx}, targets.shape))
+    torch.testing.assert_close(by_pos, by_idx)
     # sample 1 = row 0 tokens 3..5: predictions at positions 3, 4 (position 2 crosses into it)
     torch.testing.assert_close(by_pos[1], per_token[0, 3:5].mean())
 

@@ -120,9 +120,14 @@ def token_losses_from_hidden(
 def segment_starts(inputs: Mapping[str, Any], shape: torch.Size) -> torch.Tensor | None:
     """Bool ``[rows, positions]``: True where a packed sample begins, or None when rows are not packed.
 
-    Read from ``cu_seq_lens_q``/``cu_seq_lens_k`` (padding-free flash-attention batches) or from 2-D
-    ``position_ids`` restarting at 0 (padding tokens, ``attention_mask == 0``, never start a sample).
+    Read from ``cu_seq_lens_q``/``cu_seq_lens_k`` (padding-free flash-attention batches), ``seq_idx``, or
+    2-D ``position_ids`` restarting at 0 (padding tokens, ``attention_mask == 0``, never start a sample).
     """
+    seq_idx = inputs.get("seq_idx")
+    if torch.is_tensor(seq_idx) and tuple(seq_idx.shape) == tuple(shape):
+        starts = torch.ones(shape, dtype=torch.bool, device=seq_idx.device)
+        starts[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
+        return starts
     cu = inputs.get("cu_seq_lens_q", inputs.get("cu_seq_lens_k"))
     if torch.is_tensor(cu):
         starts = torch.zeros(shape.numel(), dtype=torch.bool, device=cu.device)

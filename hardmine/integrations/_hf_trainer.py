@@ -43,6 +43,7 @@ logger = logging.getLogger("hardmine")
 STATE_FILE = "hardmine_state.npz"
 PerSampleLossFn = Callable[[Any, Mapping[str, Any]], torch.Tensor]
 _FLUSH_EVERY = 16  # steps of per-sample losses kept on the device before one host copy
+_BOUNDARY_KEYS = ("position_ids", "attention_mask", "cu_seq_lens_q", "cu_seq_lens_k", "seq_idx")
 
 
 def resolve_config(mining: HardMiningConfig | Mapping[str, Any] | str | PathLike[str] | None) -> HardMiningConfig:
@@ -207,7 +208,7 @@ class HardMiningTrainerMixin:
                 "per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch] for a model whose loss is not token CE."
             )
         self._hm_decide_ids(ids)
-        boundary_inputs = {k: inputs.get(k) for k in ("position_ids", "attention_mask", "cu_seq_lens_q", "cu_seq_lens_k")}
+        boundary_inputs = {k: inputs.get(k) for k in _BOUNDARY_KEYS}
         if self._hm_want_hidden and self.per_sample_loss_fn is None:
             inputs["output_hidden_states"] = True
         if self._hm_capture is not None:
@@ -393,9 +394,9 @@ def _rank_share(pending: Mapping[str, np.ndarray], sizes: np.ndarray) -> dict[st
 
 
 def _output(outputs: Any, name: str) -> Any:
-    if isinstance(outputs, Mapping):
-        return outputs.get(name)
-    return getattr(outputs, name, None)
+    if hasattr(outputs, name):  # ModelOutput: the attribute, not the dict (None never enters the dict)
+        return getattr(outputs, name)
+    return outputs.get(name) if isinstance(outputs, Mapping) else None
 
 
 def _is_hf_dataset(dataset: Any) -> bool:
