@@ -110,6 +110,7 @@ class HardMiningTrainerMixin:
         self._hm_capture: TokenLossCapture | None = None
         self._hm_buf: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self._hm_ids_decided = False
+        self._hm_restored = False  # a checkpoint's miner state was loaded and may leave an epoch to end
         self._hm_signature_extra = False
         self._hm_num_skipped_rows = 0
         self._hm_want_hidden = bool(self.args.use_liger_kernel) or getattr(self.args, "loss_type", None) == (
@@ -306,7 +307,10 @@ class HardMiningTrainerMixin:
         return event
 
     def _hm_catch_up(self, epoch: int, metrics: Mapping[str, Any]) -> None:
-        """End epochs a checkpoint left open (saved at an epoch's last step, before its epoch end)."""
+        """End epochs a restored checkpoint left open (saved at an epoch's last step, before its epoch end)."""
+        if not self._hm_restored:
+            return  # a fresh miner starts at whatever epoch training starts
+        self._hm_restored = False
         miner = self._hm_ensure_miner()
         last = miner.history[-1].epoch if miner.history else -1
         for missing in range(last + 1, epoch):
@@ -361,6 +365,7 @@ class HardMiningTrainerMixin:
         miner.load_state_dict(state)
         self._hm_ids_decided = bool(extra.get("ids_decided", False))
         self._hm_buf = []
+        self._hm_restored = True
         return True
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
