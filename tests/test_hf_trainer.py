@@ -307,3 +307,19 @@ def test_yaml_block_and_mixin_on_any_trainer_subclass(tmp_path: Path) -> None:
     trainer.train()
     assert trainer.miner is not None and trainer.miner.hard_ids.size == 3
     assert isinstance(trainer._get_train_sampler(), HardMiningSampler)
+
+
+def test_fusion_dataset_train_set(tmp_path: Path) -> None:
+    from hardmine.fusion import FusionDataset
+
+    fusion = FusionDataset(targets={"bbu": TokenDataset(12)}, auxiliaries={"lvis": (TokenDataset(20, seed=5), 0.5)})
+    trainer = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path, num_train_epochs=2), train_dataset=fusion,
+                                data_collator=stack_collate, mining=EARLY)
+    trainer.train()
+    miner = trainer.miner
+    assert miner is not None and len(miner.sampler) == 12 + 6
+    assert trainer.state.global_step == 2 * 5  # ceil(18 / 4) steps, both epochs: the length never moved
+    sources, _ = fusion.decode_many(miner.hard_ids)
+    assert miner.hard_ids.size == 4 and set(np.asarray(sources).tolist()) == {"bbu"}  # only targets are mined
+    logged = [h for h in trainer.state.log_history if "hardmine/num_hard" in h][-1]
+    assert logged["hardmine/source/lvis"] == 6 and logged["hardmine/source/bbu"] == 12
