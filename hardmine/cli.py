@@ -307,6 +307,24 @@ def _block_prefix(data: Any) -> str:
     return "(bare block)"
 
 
+def _explain(err: Any) -> str:
+    """One pydantic error as ``field.path: message (got value)``, without the union tag in the path."""
+    from hardmine import config
+
+    loc = [str(p) for p in err["loc"]]
+    tags = {"trigger": ("epoch", "plateau"), "select": ("top_k", "percentile", "threshold")}
+    if len(loc) > 1 and loc[1] in tags.get(loc[0], ()):
+        del loc[1]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = {f for m in vars(config).values() if isinstance(m, type) and hasattr(m, "model_fields")
+                 for f in m.model_fields}
+        close = difflib.get_close_matches(loc[-1], sorted(known), n=1)
+        return f"{'.'.join(loc)}: unknown key{f' (did you mean {close[0]!r}?)' if close else ''}"
+    got = err.get("input")
+    return f"{'.'.join(loc)}: {msg}" + ("" if repr(got) in msg or str(got) in msg else f" (got {got!r})")
+
+
 def _validate(path: Path, out: TextIO) -> int:
     import yaml
     from pydantic import ValidationError
@@ -334,10 +352,8 @@ def _validate(path: Path, out: TextIO) -> int:
         cfg = HardMiningConfig.model_validate(block)
     except ValidationError as e:
         lines = [f"{str(path)!r}: {prefix} is invalid ({e.error_count()} error(s)):"]
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {prefix + '.' if prefix != '(bare block)' else ''}{loc}: {err['msg']} "
-                         f"(got {err.get('input')!r})")
+        head = "" if prefix == "(bare block)" else prefix + "."
+        lines += [f"  {head}{_explain(err)}" for err in e.errors()]
         raise _UsageError("\n".join(lines)) from None
     out.write(f"ok: {path}: {prefix} is valid\n")
     if not cfg.enabled:
