@@ -38,10 +38,11 @@ def all_gather_concat(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Concatenate each array across ranks in rank order; arrays of one rank share a length.
 
     Each array is 1-D with an 8-byte dtype (int64 or float64); lengths may differ between ranks.
-    Two collectives: one for the lengths, one for the padded payload.
+    Two collectives: one for the lengths, one for the padded payload. Single-process: the arrays
+    themselves, not copies.
     """
     if not is_initialized() or get_world_size() == 1:
-        return [a.copy() for a in arrays]
+        return list(arrays)
     for a in arrays:
         if a.ndim != 1 or a.itemsize != 8 or a.size != arrays[0].size:
             raise ValueError("all_gather_concat takes 1-D 8-byte arrays of one length per rank")

@@ -246,13 +246,17 @@ class HardMiner:
         return event
 
     def _gather(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._buf:
-            local = [np.concatenate([b[i] for b in self._buf]) for i in range(3)]
-        else:
-            local = [np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64)]
+        local = self._local_records()
         self._buf = []
         ids, losses, indices = distributed.all_gather_concat(local)
         return ids, losses, indices
+
+    def _local_records(self) -> list[np.ndarray]:
+        """This rank's buffered (ids, losses, indices), each as one array."""
+        if len(self._buf) == 1:
+            return list(self._buf[0])
+        return [np.concatenate([b[i] for b in self._buf]) if self._buf else np.empty(0, dt)
+                for i, dt in enumerate((np.int64, np.float64, np.int64))]
 
     def _eligible(self, epoch: int, event: MiningEvent) -> LedgerStats:
         stats = self.ledger.stats(self.config.min_observations)
@@ -330,8 +334,7 @@ class HardMiner:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit, including this rank's not-yet-gathered records."""
-        local = [np.concatenate([b[i] for b in self._buf]) if self._buf else np.empty(0, dt)
-                 for i, dt in enumerate((np.int64, np.float64, np.int64))]
+        local = self._local_records()
         state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "config": self.config.model_dump(mode="json"),

@@ -1,0 +1,51 @@
+"""HardMiner.end_epoch on one epoch of 10M dense ids (fold + select + plan) vs the floor randperm(N).tolist().
+
+Target (issue 2): at most 3x the floor. The epoch's (id, loss) pairs are recorded beforehand in 1,024-id
+steps, as a training loop would; the timed part is end_epoch alone.
+Run: python benchmarks/bench_end_epoch.py [--n 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import best_of  # noqa: E402
+
+from hardmine import HardMiner  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    n = args.n
+    torch.set_num_threads(2)
+    t_floor = best_of(lambda: torch.randperm(n).tolist(), args.repeats)
+    rng = np.random.default_rng(0)
+    losses = rng.random(n).astype(np.float32)
+    cfg = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 0.1},
+           "resample": {"hard_weight": 3.0, "max_repeats": 4}}
+    best = float("inf")
+    for epoch in range(args.repeats):
+        miner = HardMiner(cfg, num_samples=n)
+        miner.sampler.set_epoch(epoch)
+        order = rng.permutation(n)
+        for k in range(0, n, 1024):
+            miner.record(order[k : k + 1024], losses[order[k : k + 1024]])
+        t = time.perf_counter()
+        event = miner.end_epoch(epoch)
+        best = min(best, time.perf_counter() - t)
+        assert event.num_hard == n // 10
+    print(f"N={n:,}: floor randperm+tolist {t_floor:.2f}s  end_epoch {best:.2f}s  ratio {best / t_floor:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
