@@ -27,18 +27,17 @@ _STATE_VERSION = 1
 _SHUFFLE_SALT = MAX_SALT  # out of the range of source salts, so the shuffle never shares their stream
 
 
-def draw_subset(n: int, k: int, g: torch.Generator) -> torch.Tensor:
-    """A uniformly random ``k``-subset of ``range(n)`` (in no particular order), in O(k + n / 8) work.
+def draw_subset(n: int, k: int, g: torch.Generator) -> np.ndarray:
+    """A uniformly random ``k``-subset of ``range(n)`` (int64, in no particular order), in O(k + n / 8) work.
 
     For ``k < n / 2`` it draws indices with replacement into a mask until at least ``k`` are distinct,
-    then keeps a uniform ``k`` of them: the process treats every index alike, so the distinct set
-    (given its size) is a uniform subset. That avoids a full ``randperm(n)`` for a small quota
-    from a large pool.
+    then drops a uniform few: the process treats every index alike, so the distinct set (given its
+    size) is a uniform subset. That avoids a full ``randperm(n)`` for a small quota from a large pool.
     """
     if k == 0:
-        return torch.empty(0, dtype=torch.int64)
+        return np.empty(0, dtype=np.int64)
     if 2 * k >= n:
-        return torch.randperm(n, generator=g)[:k]
+        return torch.randperm(n, generator=g)[:k].numpy()
     mask = np.zeros(n, dtype=bool)
     have = 0
     goal = min(k + k // 64 + 16, (k + n) // 2)  # aim a little above k: usually one round
@@ -47,21 +46,23 @@ def draw_subset(n: int, k: int, g: torch.Generator) -> torch.Tensor:
         m = math.ceil(math.log1p(-(goal - have) / (n - have)) / math.log1p(-1.0 / n))
         mask[torch.randint(n, (m,), generator=g).numpy()] = True
         have = int(np.count_nonzero(mask))
-    chosen = torch.from_numpy(np.flatnonzero(mask))
-    if chosen.numel() > k:
-        chosen = chosen[torch.randperm(chosen.numel(), generator=g)[:k]]
+    chosen = np.flatnonzero(mask)
+    if have > k:
+        keep = np.ones(have, dtype=bool)
+        keep[draw_subset(have, have - k, g)] = False
+        chosen = chosen[keep]
     return chosen
 
 
-def _draw_auxiliary(n: int, quota: int, replacement: bool, g: torch.Generator) -> torch.Tensor:
+def _draw_auxiliary(n: int, quota: int, replacement: bool, g: torch.Generator) -> np.ndarray:
     """``quota`` uniform draws from ``range(n)``: with replacement, or whole passes plus a subset."""
     if quota == 0:
-        return torch.empty(0, dtype=torch.int64)
+        return np.empty(0, dtype=np.int64)
     if replacement:
-        return torch.randint(n, (quota,), generator=g)
+        return torch.randint(n, (quota,), generator=g).numpy()
     passes, rest = divmod(quota, n)
     subset = draw_subset(n, rest, g)
-    return torch.cat([torch.arange(n).repeat(passes), subset]) if passes else subset
+    return np.concatenate([np.tile(np.arange(n, dtype=np.int64), passes), subset]) if passes else subset
 
 
 class FusionSampler(Sampler[int]):
@@ -82,7 +83,7 @@ class FusionSampler(Sampler[int]):
         self.epoch = 0
         self._weights: np.ndarray | None = None
         self._weights_version = 0
-        self._cache: tuple[tuple[int, int], torch.Tensor] | None = None
+        self._cache: tuple[tuple[int, int], torch.Tensor] | None = None  # the plan of (epoch, weights)
         self._counts: tuple[tuple[int, int], np.ndarray] | None = None
         self._check_fillable(None)
 
@@ -125,11 +126,11 @@ class FusionSampler(Sampler[int]):
                                  f"{lay.specs[t].ratio} x {hi - lo} samples)): {e}") from None
 
     # ------------------------------------------------------------------ the plan
-    def _target_draws(self, t: int) -> torch.Tensor:
+    def _target_draws(self, t: int) -> np.ndarray:
         lay = self.layout
         lo, n, quota = int(lay.offsets[t]), int(lay.sizes[t]), int(lay.quotas[t])
         if self._weights is None and quota == n:
-            return torch.arange(lo, lo + n)  # every index once: the final shuffle orders them
+            return np.arange(lo, lo + n, dtype=np.int64)  # every index once: the final shuffle orders them
         g = epoch_generator(self.seed, self.epoch, lay.salts[t])
         weights = np.ones(n) if self._weights is None else self._weights[lo : lo + n]
         # systematic rounding over a random order: which samples get the extra draw is random,
@@ -138,23 +139,29 @@ class FusionSampler(Sampler[int]):
         offset = float(torch.rand(1, generator=g, dtype=torch.float64))
         counts = np.empty(n, dtype=np.int64)
         counts[order] = plan_counts(weights[order], quota, self.max_repeats, offset)
-        return torch.from_numpy(np.repeat(np.arange(lo, lo + n, dtype=np.int64), counts))
+        return np.repeat(np.arange(lo, lo + n, dtype=np.int64), counts)
 
     def _plan(self) -> torch.Tensor:
         key = (self.epoch, self._weights_version)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         lay = self.layout
-        parts = [self._target_draws(t) for t in range(lay.num_targets)]
-        for a in range(lay.num_targets, len(lay.specs)):
-            g = epoch_generator(self.seed, self.epoch, lay.salts[a])
-            draws = _draw_auxiliary(int(lay.sizes[a]), int(lay.quotas[a]), lay.specs[a].replacement, g)
-            parts.append(draws + int(lay.offsets[a]))
-        plan = torch.cat(parts)
-        shuffle = epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT)
-        plan = plan[torch.randperm(plan.numel(), generator=shuffle)]
-        self._cache = (key, plan)
-        return plan
+        plan = np.empty(lay.epoch_length, dtype=np.int64)
+        ends = np.cumsum(lay.quotas).tolist()
+        for s, (start, end) in enumerate(zip([0, *ends[:-1]], ends)):
+            if s < lay.num_targets:
+                plan[start:end] = self._target_draws(s)
+            else:
+                g = epoch_generator(self.seed, self.epoch, lay.salts[s])
+                plan[start:end] = _draw_auxiliary(int(lay.sizes[s]), end - start, lay.specs[s].replacement, g)
+                plan[start:end] += lay.offsets[s]
+        # one in-place shuffle of the whole epoch (cheaper than randperm + gather), seeded from the
+        # epoch's private generator
+        g = epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT)
+        np.random.Generator(np.random.PCG64(int(torch.randint(2**62, (1,), generator=g)))).shuffle(plan)
+        result = torch.from_numpy(plan)
+        self._cache = (key, result)
+        return result
 
     def counts(self) -> np.ndarray:
         """Draws per flat index in the current epoch's plan (length ``len(fusion)``)."""
