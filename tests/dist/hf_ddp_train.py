@@ -1,0 +1,75 @@
+"""A whole HardMiningTrainer run on 2 gloo ranks (launched by tests/test_hf_distributed.py via torchrun).
+
+usage: python -m torch.distributed.run --nproc_per_node=2 tests/dist/hf_ddp_train.py OUT full|resume [CKPT]
+Each rank writes OUT/<mode>_rank<r>.json: its recorded (id, loss) stream, the miner's end state, and the
+sequence of hardmine collectives it called (the test asserts every rank called the same ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def main(out: Path, mode: str, checkpoint: str | None) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import TrainingArguments
+
+    import hardmine.distributed as hd
+    from hardmine.integrations.hf import HardMiningTrainer
+    from tests.hf_tiny import TokenDataset, stack_collate, tiny_qwen3
+
+    calls: list[str] = []
+    gather = hd.all_gather_concat
+
+    def logged_gather(arrays: list[Any]) -> list[Any]:
+        caller = sys._getframe(1).f_code.co_name
+        calls.append(f"{caller}:{len(arrays)}")
+        return gather(arrays)
+
+    hd.all_gather_concat = logged_gather  # the miner and the adapter both call it through the module
+
+    class Recording(HardMiningTrainer):
+        stream: list[tuple[int, float]] = []
+
+        def _hm_flush(self) -> None:
+            for ids, losses, _ in self._hm_buf:
+                self.stream += list(zip(ids.tolist(), losses.tolist()))
+            super()._hm_flush()
+
+    args = TrainingArguments(output_dir=str(out / mode), per_device_train_batch_size=2, num_train_epochs=3,
+                             report_to="none", use_cpu=True, save_strategy="steps", save_steps=3, logging_steps=3,
+                             learning_rate=1e-2, disable_tqdm=True, seed=0, ddp_backend="gloo")
+    mining = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 5},
+              "resample": {"hard_weight": 4.0, "max_repeats": 3}}
+    trainer = Recording(model=tiny_qwen3(seed=1), args=args, train_dataset=TokenDataset(24),
+                        data_collator=stack_collate, mining=mining)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    miner = trainer.miner
+    assert miner is not None
+    rank = hd.get_rank()
+    ids, scores = miner.ledger.scores()
+    result = {
+        "world_size": hd.get_world_size(),
+        "stream": trainer.stream,
+        "hard_ids": miner.hard_ids.tolist(),
+        "ledger_ids": ids.tolist(),
+        "scores": scores.tolist(),
+        "history": [e.to_dict() for e in miner.history],
+        "collectives": calls,
+        "steps": trainer.state.global_step,
+    }
+    (out / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    try:
+        main(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
+    except Exception:
+        traceback.print_exc()
+        raise

@@ -1,0 +1,76 @@
+"""2-process gloo runs of a whole HardMiningTrainer training (torch.distributed.run, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).parent / "dist" / "hf_ddp_train.py"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _launch(out: Path, *argv: str) -> list[dict[str, Any]]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(SCRIPT), str(out), *argv]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return [json.loads((out / f"{argv[0]}_rank{r}.json").read_text()) for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    out = tmp_path_factory.mktemp("ddp")
+    return out, _launch(out, "full")
+
+
+def test_every_rank_ends_with_the_same_hard_set(full_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, (r0, r1) = full_run
+    assert r0["world_size"] == r1["world_size"] == 2
+    assert r0["hard_ids"] == r1["hard_ids"] and len(r0["hard_ids"]) == 5
+    assert r0["ledger_ids"] == r1["ledger_ids"] == list(range(24))  # every sample of the epoch
+    assert r0["scores"] == r1["scores"] and r0["history"] == r1["history"]
+    assert [e["num_observed"] for e in r0["history"]] == [24, 24, 24]  # both ranks' losses, every epoch
+    # each rank recorded only its own shard: the two streams are disjoint halves of epoch 0
+    first = sorted(i for i, _ in r0["stream"][:12]) + sorted(i for i, _ in r1["stream"][:12])
+    assert sorted(first) == list(range(24))
+
+
+def test_no_collective_is_called_by_one_rank_alone(full_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, (r0, r1) = full_run
+    assert r0["collectives"] == r1["collectives"]
+    # 3 epoch ends (gather) + 6 checkpoints (pending losses and their sizes)
+    assert r0["collectives"].count("_gather:3") == 3
+    assert r0["collectives"].count("save_mining_state:3") == r0["collectives"].count("save_mining_state:1") == 6
+
+
+def test_resume_mid_epoch_on_two_ranks_reproduces_the_run(full_run: tuple[Path, list[dict[str, Any]]],
+                                                          tmp_path: Path) -> None:
+    out, full = full_run
+    step = 9  # mid-epoch 1: mining active, each rank holds its own pending losses
+    checkpoint = tmp_path / f"checkpoint-{step}"
+    shutil.copytree(out / "full" / f"checkpoint-{step}", checkpoint)
+    resumed = _launch(tmp_path, "resume", str(checkpoint))
+    for rank in range(2):
+        tail = full[rank]["stream"][step * 2:]  # 2 samples per rank per step
+        assert resumed[rank]["stream"] == tail, f"rank {rank}"
+        assert resumed[rank]["hard_ids"] == full[rank]["hard_ids"]
+        assert resumed[rank]["scores"] == full[rank]["scores"]
+        assert resumed[rank]["history"] == full[rank]["history"]
