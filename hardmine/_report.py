@@ -92,12 +92,21 @@ def _status(e: MiningEvent) -> str:
 
 
 def _mined_draw_share(e: MiningEvent) -> float | None:
-    """Draws of mined indices / all draws next epoch, from the mean-draw ratio (exact with index ids)."""
-    n = int(sum(e.draws_hist))
+    """Draws of mined samples / all draws of the next epoch, from the mean-draw ratio.
+
+    Exact when every mined id is one index (dataset-index ids, fusion ids); with custom ids shared by
+    several indices it counts each mined id once.
+    """
+    hist = np.asarray(e.draws_hist, dtype=np.float64)
+    n = float(hist.sum())  # indices that can be mined
     if e.draw_ratio is None or not e.num_hard or n == 0:
         return None
-    hard = e.num_hard * e.draw_ratio
-    return float(hard / (hard + max(n - e.num_hard, 0)))
+    weighted_draws = float(hist @ np.arange(hist.size))
+    hard = min(float(e.num_hard), n)
+    rest_mean = weighted_draws / (hard * e.draw_ratio + (n - hard))
+    mined = hard * e.draw_ratio * rest_mean
+    total = float(sum(e.per_source.values())) or weighted_draws  # fusion: auxiliary draws count too
+    return mined / total if total else None
 
 
 def epoch_rows(history: list[MiningEvent]) -> list[EpochRow]:

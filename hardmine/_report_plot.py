@@ -133,9 +133,10 @@ def _shares_panel(ax: Any, history: list[MiningEvent]) -> None:
         ax.bar(epochs, 100.0 - share, bottom=share, width=0.7, color=_WAITING, label="other samples")
     ax.set_xlabel("epoch (end of)")
     ax.set_ylabel("share of draws (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 120)  # headroom for the legend
+    ax.set_yticks(range(0, 101, 20))
     ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", ncol=min(len(sources) + 1, 5) if sources else 2)
 
 
 def plot_report(miner: HardMiner, path: str | PathLike[str], *, title: str | None = None) -> Path:

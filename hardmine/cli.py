@@ -233,6 +233,13 @@ def _summary(miner: Any, file: Path) -> str:
                  f"skipped; {len(miner.history)} epochs recorded")
     lines.append(f"  mining: {since}; {miner.hard_ids.size} ids mined now, {ids.size} mined in at least "
                  "one epoch")
+    if fusion is not None and miner.hard_ids.size:
+        from hardmine._report import resolve_sources
+
+        names, _ = resolve_sources(miner, miner.hard_ids)
+        if any(n is not None for n in names):
+            counts = sorted(((names.count(n), str(n)) for n in set(names)), key=lambda c: (-c[0], c[1]))
+            lines.append("  mined now per source: " + ", ".join(f"{n} {c}" for c, n in counts))
     return "\n".join(lines) + "\n"
 
 
