@@ -45,7 +45,7 @@ def plan_counts(weights: np.ndarray, num_slots: int, max_repeats: int | None, of
     if num_slots == 0:
         return np.zeros(weights.size, dtype=np.int64)
     check_fillable(weights, num_slots, max_repeats)
-    expected = weights * (num_slots / weights.sum())
+    expected = (weights / weights.sum()) * num_slots  # divide first: subnormal weights stay finite
     if max_repeats is not None:
         expected = _water_fill(weights, expected, num_slots, float(max_repeats))
     cum = np.cumsum(expected)
@@ -78,9 +78,12 @@ def _water_fill(weights: np.ndarray, expected: np.ndarray, num_slots: int, cap: 
         if not over.any():
             return expected
         capped |= over
-        free = ~capped
-        free_mass = weights[free].sum()
-        expected = np.where(capped, cap, weights * ((num_slots - cap * np.count_nonzero(capped)) / free_mass))
+        free = np.where(capped, 0.0, weights)
+        free_mass = free.sum()
+        if free_mass == 0:  # every positive weight sits at the cap: exactly fillable (checked before)
+            return np.where(capped, cap, 0.0)
+        remaining = num_slots - cap * np.count_nonzero(capped)
+        expected = np.where(capped, cap, (free / free_mass) * remaining)
 
 
 def _repair_cap(counts: np.ndarray, expected: np.ndarray, cap: int) -> np.ndarray:

@@ -91,6 +91,14 @@ def test_water_filling_redistributes_the_excess() -> None:
     assert counts.sum() == 6 and counts[0] == 2 and counts.max() <= 2
 
 
+def test_exactly_fillable_at_the_cap() -> None:
+    """Every positive weight must sit at the cap: no division by the zero free mass."""
+    weights = np.array([5.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    with np.errstate(all="raise"):
+        counts = plan_counts(weights, 6, 2, 0.7)
+    assert counts.tolist() == [2, 0, 2, 0, 2, 0]
+
+
 def test_shards_cover_the_global_stream() -> None:
     n, r = 11, 3
     shards = []
