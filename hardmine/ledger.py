@@ -317,9 +317,8 @@ class LossLedger:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        self._fold()
-        slots = np.flatnonzero(_int_col(self._table, _COUNT))
-        rows = self._table[slots]
+        """The observed ids (ascending) with their columns; loadable by any ledger that accepts the ids."""
+        st = self.stats()
         return {
             "version": _STATE_VERSION,
             "aggregate": self.aggregate,
@@ -327,11 +326,11 @@ class LossLedger:
             "size": None if self._index is None else int(self._index.size),
             "epoch": self.epoch,
             "num_skipped": self.num_skipped,
-            "ids": self._ids_of(slots),
-            "scores": rows[:, _SCORE].copy(),
-            "counts": _int_col(rows, _COUNT).copy(),
-            "first": rows[:, _FIRST].copy(),
-            "last_seen": _int_col(rows, _LAST).copy(),
+            "ids": st.ids,
+            "scores": st.scores,
+            "counts": st.counts,
+            "first": st.first,
+            "last_seen": st.last_seen,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

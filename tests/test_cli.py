@@ -150,9 +150,6 @@ def test_a_disabled_run_says_so(tmp_path: Path, capsys: Capture) -> None:
     assert [cells[1] for cells in table_lines(out).values()] == ["disabled", "disabled"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="HardMiner.load of a fusion run without its dataset refuses the ledger: the saved "
-                          "ids are in slot order, the detached (sparse) ledger wants them ascending")
 def test_fusion_run_decodes_sources(tmp_path: Path, capsys: Capture) -> None:
     from hardmine.fusion import FusionDataset
 
