@@ -147,7 +147,7 @@ def resolve_sources(miner: HardMiner, ids: np.ndarray) -> tuple[list[str | None]
 
     With custom sample ids (items carrying their own ``sample_id``) the index is unknown: None.
     """
-    description = getattr(miner, "_detached_fusion", None)
+    description = miner.fusion_description
     if description is not None:
         try:
             from hardmine.fusion import decode_ids

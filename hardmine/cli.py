@@ -219,7 +219,7 @@ def _summary(miner: Any, file: Path) -> str:
     lines = [f"hardmine report: {file}"]
     if not cfg.enabled:
         lines.append("  mining was DISABLED in this run (enabled: false): stock sampling throughout")
-    fusion = getattr(miner, "_detached_fusion", None)
+    fusion = miner.fusion_description
     kind = "custom sample ids" if miner.custom_ids else "dataset indices"
     if fusion is not None:
         kind = "fusion dataset"

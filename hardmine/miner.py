@@ -154,6 +154,8 @@ class HardMiner:
         self._mined_ids = np.empty(0, dtype=np.int64)  # every id ever mined, with how many epochs
         self._mined_epochs = np.empty(0, dtype=np.int64)
         self._buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # the fusion layout (sources, sizes, id codes): decodes ids in reports, also without the data
+        self.fusion_description: dict[str, Any] | None = dataset.describe() if self._fusion else None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -209,6 +211,9 @@ class HardMiner:
     def end_epoch(self, epoch: int, metrics: dict[str, float] | None = None) -> MiningEvent:
         """Gather, fold, trigger, select and re-plan epoch ``epoch + 1``. Call it on every rank."""
         epoch = int(epoch)
+        if self.sampler is None:
+            raise RuntimeError("this miner was loaded from a fusion run without its FusionDataset, which is "
+                               "enough to report on but not to train: pass dataset= to HardMiner.load")
         if not self.enabled:
             event = MiningEvent(epoch=epoch, triggered=False, reason="disabled")
             self.history.append(event)
@@ -351,8 +356,8 @@ class HardMiner:
             "history": [e.to_dict() for e in self.history],
             "pending": {"ids": local[0], "losses": local[1], "indices": local[2]},
         }
-        if self._fusion and hasattr(self.dataset, "describe"):
-            state["fusion"] = self.dataset.describe()
+        if self.fusion_description is not None:
+            state["fusion"] = self.fusion_description
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -369,20 +374,24 @@ class HardMiner:
         if index_ids is None and self._index_ids is not None:
             raise ValueError("HardMiner state uses dataset indices as ids, but this miner uses custom sample ids")
         if index_ids is not None:
-            self.use_custom_ids() if self._index_ids is None else None
+            self.use_custom_ids()
             self._index_ids = as_id_array(index_ids, "index_ids")
         self.ledger.load_state_dict(state["ledger"])
         self.trigger.load_state_dict(state["trigger"])
         self.sampler.load_state_dict(state["sampler"])
         self.seed = int(state["seed"])
+        self._load_results(state)
+        p = state["pending"]
+        pend = (np.asarray(p["ids"], np.int64), np.asarray(p["losses"], np.float64), np.asarray(p["indices"], np.int64))
+        self._buf = [pend] if pend[0].size else []
+
+    def _load_results(self, state: dict[str, Any]) -> None:
+        """What a run produced: activity, hard set, mined counts and history (all a report needs)."""
         self.active = bool(state["active"])
         self.hard_ids = np.asarray(state["hard_ids"], dtype=np.int64)
         self._mined_ids = np.asarray(state["mined_ids"], dtype=np.int64)
         self._mined_epochs = np.asarray(state["mined_epochs"], dtype=np.int64)
         self.history = [MiningEvent(**e) for e in state["history"]]
-        p = state["pending"]
-        pend = (np.asarray(p["ids"], np.int64), np.asarray(p["losses"], np.float64), np.asarray(p["indices"], np.int64))
-        self._buf = [pend] if pend[0].size else []
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Write state and history to one ``.npz`` file (what ``hardmine report`` reads)."""
@@ -394,16 +403,12 @@ class HardMiner:
         """A miner restored from :meth:`save`. Pass the ``FusionDataset`` for a fusion run to keep training."""
         state = load_state(path, kind="HardMiner")
         cfg = HardMiningConfig.model_validate(state["config"])
-        if dataset is None and "fusion" in state:
+        if dataset is None and "fusion" in state:  # enough to report on, not to train
             miner = cls(cfg, num_samples=int(state["num_samples"]), custom_ids=True)
             miner.sampler = None
-            miner._detached_fusion = state["fusion"]
+            miner.fusion_description = state["fusion"]
             miner.ledger.load_state_dict({**state["ledger"], "size": None})
-            miner.active = bool(state["active"])
-            miner.hard_ids = np.asarray(state["hard_ids"], dtype=np.int64)
-            miner._mined_ids = np.asarray(state["mined_ids"], dtype=np.int64)
-            miner._mined_epochs = np.asarray(state["mined_epochs"], dtype=np.int64)
-            miner.history = [MiningEvent(**e) for e in state["history"]]
+            miner._load_results(state)
             return miner
         miner = cls(cfg, num_samples=int(state["num_samples"]), dataset=dataset,
                     custom_ids=state.get("index_ids") is not None and dataset is None)
