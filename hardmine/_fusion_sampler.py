@@ -127,19 +127,20 @@ class FusionSampler(Sampler[int]):
 
     # ------------------------------------------------------------------ the plan
     def _target_draws(self, t: int) -> np.ndarray:
+        """This epoch's draws of target ``t``, as indices inside the target, in no particular order."""
         lay = self.layout
         lo, n, quota = int(lay.offsets[t]), int(lay.sizes[t]), int(lay.quotas[t])
         if self._weights is None and quota == n:
-            return np.arange(lo, lo + n, dtype=np.int64)  # every index once: the final shuffle orders them
+            return np.arange(n, dtype=np.int64)  # every index once: the final shuffle orders them
         g = epoch_generator(self.seed, self.epoch, lay.salts[t])
-        weights = np.ones(n) if self._weights is None else self._weights[lo : lo + n]
-        # systematic rounding over a random order: which samples get the extra draw is random,
-        # not a lattice along the index order
-        order = torch.randperm(n, generator=g).numpy()
         offset = float(torch.rand(1, generator=g, dtype=torch.float64))
-        counts = np.empty(n, dtype=np.int64)
-        counts[order] = plan_counts(weights[order], quota, self.max_repeats, offset)
-        return np.repeat(np.arange(lo, lo + n, dtype=np.int64), counts)
+        if self._weights is not None:  # mined: systematic rounding in index order, like HardMiningSampler
+            counts = plan_counts(self._weights[lo : lo + n], quota, self.max_repeats, offset)
+            return np.repeat(np.arange(n, dtype=np.int64), counts)
+        # uniform at a ratio other than 1: round over a random order, or ratio 0.5 would draw all the
+        # even or all the odd indices
+        order = torch.randperm(n, generator=g, dtype=torch.int32 if n < 2**31 else torch.int64).numpy()
+        return np.repeat(order, plan_counts(np.ones(n), quota, self.max_repeats, offset))
 
     def _plan(self) -> torch.Tensor:
         key = (self.epoch, self._weights_version)
@@ -154,7 +155,7 @@ class FusionSampler(Sampler[int]):
             else:
                 g = epoch_generator(self.seed, self.epoch, lay.salts[s])
                 plan[start:end] = _draw_auxiliary(int(lay.sizes[s]), end - start, lay.specs[s].replacement, g)
-                plan[start:end] += lay.offsets[s]
+            plan[start:end] += lay.offsets[s]  # index in the source -> flat index
         # one in-place shuffle of the whole epoch (cheaper than randperm + gather), seeded from the
         # epoch's private generator
         g = epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT)
