@@ -19,8 +19,16 @@ def tiny_qwen3(seed: int = 0) -> Any:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    return Qwen3ForCausalLM(Qwen3Config(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1,
-                                        num_attention_heads=2, num_key_value_heads=1, head_dim=8))
+    return Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=VOCAB,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=8,
+        )
+    )
 
 
 def tiny_qwen3_vl(seed: int = 0) -> Any:
@@ -28,14 +36,37 @@ def tiny_qwen3_vl(seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     cfg = Qwen3VLConfig(
-        text_config=dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                          "mrope_section": [2, 1, 1], "mrope_interleaved": True}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32,
-                           patch_size=8, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
-                           deepstack_visual_indexes=[0]),
-        image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VISION_START,
+        text_config=dict(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=256,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 1, 1],
+                "mrope_interleaved": True,
+            },
+        ),
+        vision_config=dict(
+            depth=1,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=4,
+            out_hidden_size=32,
+            patch_size=8,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=[0],
+        ),
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        vision_start_token_id=VISION_START,
         vision_end_token_id=VISION_END,
     )
     return Qwen3VLForConditionalGeneration(cfg)
@@ -44,8 +75,15 @@ def tiny_qwen3_vl(seed: int = 0) -> Any:
 class TokenDataset(Dataset):  # type: ignore[type-arg]
     """Random token rows; ``sample_id`` optional; ``extra`` adds a column the model does not take."""
 
-    def __init__(self, n: int, width: int = 10, seed: int = 0, sample_ids: list[int] | None = None,
-                 extra: bool = False, masked: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        n: int,
+        width: int = 10,
+        seed: int = 0,
+        sample_ids: list[int] | None = None,
+        extra: bool = False,
+        masked: tuple[int, ...] = (),
+    ) -> None:
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randint(0, TEXT_VOCAB, (n, width), generator=g)
         self.sample_ids, self.extra, self.masked = sample_ids, extra, set(masked)
@@ -97,9 +135,14 @@ def vl_collate(features: list[dict[str, Any]]) -> dict[str, Any]:
     input_ids = torch.cat([prefix, text], dim=1)
     labels = input_ids.clone()
     labels[:, : prefix.shape[1]] = -100
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels,
-            "pixel_values": pixel_values, "image_grid_thw": grid,
-            "mm_token_type_ids": (input_ids == IMAGE_TOKEN).int()}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": labels,
+        "pixel_values": pixel_values,
+        "image_grid_thw": grid,
+        "mm_token_type_ids": (input_ids == IMAGE_TOKEN).int(),
+    }
 
 
 def stack_collate(features: list[dict[str, Any]]) -> dict[str, Any]:

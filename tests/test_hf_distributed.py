@@ -28,8 +28,16 @@ def _free_port() -> int:
 
 def _launch(out: Path, *argv: str) -> list[dict[str, Any]]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(SCRIPT), str(out), *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(SCRIPT),
+        str(out),
+        *argv,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return [json.loads((out / f"{argv[0]}_rank{r}.json").read_text()) for r in range(2)]
@@ -58,18 +66,21 @@ def test_no_collective_is_called_by_one_rank_alone(full_run: tuple[Path, list[di
     assert r0["collectives"] == r1["collectives"]
     # 3 epoch ends (gather) + 6 checkpoints (pending losses and their sizes)
     assert r0["collectives"].count("_gather:3") == 3
-    assert r0["collectives"].count("save_mining_state:3") == r0["collectives"].count("save_mining_state:1") == 6
+    assert (
+        r0["collectives"].count("save_mining_state:3") == r0["collectives"].count("save_mining_state:1") == 6
+    )
 
 
-def test_resume_mid_epoch_on_two_ranks_reproduces_the_run(full_run: tuple[Path, list[dict[str, Any]]],
-                                                          tmp_path: Path) -> None:
+def test_resume_mid_epoch_on_two_ranks_reproduces_the_run(
+    full_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
     out, full = full_run
     step = 9  # mid-epoch 1: mining active, each rank holds its own pending losses
     checkpoint = tmp_path / f"checkpoint-{step}"
     shutil.copytree(out / "full" / f"checkpoint-{step}", checkpoint)
     resumed = _launch(tmp_path, "resume", str(checkpoint))
     for rank in range(2):
-        tail = full[rank]["stream"][step * 2:]  # 2 samples per rank per step
+        tail = full[rank]["stream"][step * 2 :]  # 2 samples per rank per step
         assert resumed[rank]["stream"] == tail, f"rank {rank}"
         assert resumed[rank]["hard_ids"] == full[rank]["hard_ids"]
         assert resumed[rank]["scores"] == full[rank]["scores"]

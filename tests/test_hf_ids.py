@@ -57,8 +57,10 @@ def test_ids_and_indices_survive_the_dataloader(with_ids: bool) -> None:
 
 
 def test_packed_items_give_flat_ids_with_repeated_indices() -> None:
-    features = [{"x": torch.zeros(1), "sample_id": [4, 5, 6], INDEX_KEY: 0},
-                {"x": torch.zeros(1), "sample_id": [9], INDEX_KEY: 1}]
+    features = [
+        {"x": torch.zeros(1), "sample_id": [4, 5, 6], INDEX_KEY: 0},
+        {"x": torch.zeros(1), "sample_id": [9], INDEX_KEY: 1},
+    ]
     batch = SampleIdCollator(_stack)(features)
     assert batch["sample_id"].tolist() == [4, 5, 6, 9]
     assert batch[INDEX_KEY].tolist() == [0, 0, 0, 1]
@@ -79,7 +81,10 @@ def test_non_dict_items_and_batches_are_refused() -> None:
 
 
 def test_foreign_collator_per_row_lists() -> None:
-    batch: dict[str, Any] = {"input_ids": torch.zeros(2, 3), "sample_id": [torch.tensor([1, 2]), torch.tensor([3])]}
+    batch: dict[str, Any] = {
+        "input_ids": torch.zeros(2, 3),
+        "sample_id": [torch.tensor([1, 2]), torch.tensor([3])],
+    }
     got = pop_sample_ids(batch)
     assert got is not None and got.ids.tolist() == [1, 2, 3] and got.indices is None and got.own
     assert pop_sample_ids({"input_ids": torch.zeros(1)}) is None

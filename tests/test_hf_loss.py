@@ -28,8 +28,12 @@ VOCAB = 64
 def _tiny_lm(seed: int = 0) -> Qwen3ForCausalLM:
     torch.manual_seed(seed)
     cfg = Qwen3Config(
-        vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=8,
+        vocab_size=VOCAB,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
     )
     return Qwen3ForCausalLM(cfg).eval()
 
@@ -105,7 +109,9 @@ def test_cu_seq_lens_and_position_ids_give_the_same_split() -> None:
     targets = torch.randint(0, VOCAB, (2, 6))
     targets[:, -1] = -100
     position_ids = torch.tensor([[0, 1, 2, 0, 1, 2], [0, 1, 0, 1, 2, 3]])
-    by_pos = per_sample_means(per_token, targets, 4, segment_starts({"position_ids": position_ids}, targets.shape))
+    by_pos = per_sample_means(
+        per_token, targets, 4, segment_starts({"position_ids": position_ids}, targets.shape)
+    )
     cu = torch.tensor([0, 3, 6, 8, 12], dtype=torch.int32)
     by_cu = per_sample_means(per_token, targets, 4, segment_starts({"cu_seq_lens_q": cu}, targets.shape))
     torch.testing.assert_close(by_pos, by_cu)

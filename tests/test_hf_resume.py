@@ -19,8 +19,11 @@ from hardmine.integrations.hf import STATE_FILE, HardMiningTrainer  # noqa: E402
 from tests.hf_tiny import TokenDataset, stack_collate, tiny_qwen3  # noqa: E402
 
 pytestmark = pytest.mark.slow
-MINING = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 5},
-          "resample": {"hard_weight": 4.0, "max_repeats": 3}}
+MINING = {
+    "trigger": {"kind": "epoch", "start_epoch": 0},
+    "select": {"kind": "top_k", "k": 5},
+    "resample": {"hard_weight": 4.0, "max_repeats": 3},
+}
 N, BATCH, EPOCHS = 24, 4, 3  # 6 steps per epoch, 18 in all; checkpoints every 3 steps
 
 
@@ -38,11 +41,26 @@ class Recording(HardMiningTrainer):
 
 
 def _trainer(out: Path, data: TokenDataset | None = None) -> Recording:
-    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=BATCH, num_train_epochs=EPOCHS,
-                             report_to="none", use_cpu=True, save_strategy="steps", save_steps=3,
-                             logging_steps=3, learning_rate=1e-2, disable_tqdm=True, seed=0)
-    return Recording(model=tiny_qwen3(seed=1), args=args, train_dataset=data or TokenDataset(N),
-                     data_collator=stack_collate, mining=MINING)
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=BATCH,
+        num_train_epochs=EPOCHS,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="steps",
+        save_steps=3,
+        logging_steps=3,
+        learning_rate=1e-2,
+        disable_tqdm=True,
+        seed=0,
+    )
+    return Recording(
+        model=tiny_qwen3(seed=1),
+        args=args,
+        train_dataset=data or TokenDataset(N),
+        data_collator=stack_collate,
+        mining=MINING,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +82,13 @@ def _resume(full: Path, step: int, tmp_path: Path) -> Recording:
 # step 9: mid-epoch 1 with mining active (weighted order, pending losses); step 6: the last step of
 # epoch 0, saved before its epoch end (the resumed run must end epoch 0 itself)
 @pytest.mark.parametrize("step", [9, 6])
-def test_resume_reproduces_the_uninterrupted_run(uninterrupted: tuple[Recording, Path], tmp_path: Path,
-                                                 step: int) -> None:
+def test_resume_reproduces_the_uninterrupted_run(
+    uninterrupted: tuple[Recording, Path], tmp_path: Path, step: int
+) -> None:
     full, out = uninterrupted
     assert (out / f"checkpoint-{step}" / STATE_FILE).is_file()
     resumed = _resume(out, step, tmp_path)
-    tail = full.stream[step * BATCH:]
+    tail = full.stream[step * BATCH :]
     assert [i for i, _ in resumed.stream] == [i for i, _ in tail]  # the same samples in the same order
     assert [x for _, x in resumed.stream] == [x for _, x in tail]  # the same losses, bit for bit
     a, b = full.miner, resumed.miner
@@ -79,8 +98,9 @@ def test_resume_reproduces_the_uninterrupted_run(uninterrupted: tuple[Recording,
     assert [e.to_dict() for e in a.history] == [e.to_dict() for e in b.history]
 
 
-def test_checkpoint_without_state_warns_and_starts_fresh(uninterrupted: tuple[Recording, Path],
-                                                         tmp_path: Path) -> None:
+def test_checkpoint_without_state_warns_and_starts_fresh(
+    uninterrupted: tuple[Recording, Path], tmp_path: Path
+) -> None:
     _, out = uninterrupted
     folder = tmp_path / "checkpoint-15"
     shutil.copytree(out / "checkpoint-15", folder)
@@ -91,8 +111,9 @@ def test_checkpoint_without_state_warns_and_starts_fresh(uninterrupted: tuple[Re
     assert trainer.miner is not None and [e.epoch for e in trainer.miner.history] == [2]
 
 
-def test_checkpoint_for_another_dataset_length_is_refused(uninterrupted: tuple[Recording, Path],
-                                                          tmp_path: Path) -> None:
+def test_checkpoint_for_another_dataset_length_is_refused(
+    uninterrupted: tuple[Recording, Path], tmp_path: Path
+) -> None:
     _, out = uninterrupted
     trainer = _trainer(tmp_path, TokenDataset(N + 4))
     with pytest.raises(ValueError, match=f"train dataset of {N} samples, but this train_dataset has {N + 4}"):

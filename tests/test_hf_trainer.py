@@ -1,4 +1,4 @@
-"""HardMiningTrainer end to end on tiny offline models: stock gradients, ids, packing, eval metrics, bad input."""
+"""HardMiningTrainer end to end on tiny offline models: stock gradients, ids, packing, metrics, bad input."""
 
 from __future__ import annotations
 
@@ -38,9 +38,18 @@ EARLY = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top
 
 
 def _args(tmp_path: Path, **kw: Any) -> TrainingArguments:
-    base: dict[str, Any] = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1,
-                                report_to="none", use_cpu=True, save_strategy="no", logging_steps=1,
-                                learning_rate=1e-2, disable_tqdm=True, seed=0)
+    base: dict[str, Any] = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        learning_rate=1e-2,
+        disable_tqdm=True,
+        seed=0,
+    )
     base.update(kw)
     return TrainingArguments(**base)
 
@@ -51,8 +60,12 @@ class GradRecorder(TrainerCallback):
     def __init__(self) -> None:
         self.grads: list[dict[str, torch.Tensor]] = []
 
-    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-        self.grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
+    def on_pre_optimizer_step(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
+    ) -> None:
+        self.grads.append(
+            {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        )
 
 
 class SameOrderTrainer(Trainer):
@@ -76,9 +89,19 @@ def test_loss_and_every_gradient_equal_stock(tmp_path: Path, kind: str, loss_kwa
     runs = []
     for cls, extra in ((SameOrderTrainer, {}), (HardMiningTrainer, {"mining": NEVER})):
         rec = GradRecorder()
-        trainer = cls(model=copy.deepcopy(model), args=_args(tmp_path, gradient_accumulation_steps=2,
-                                                             per_device_train_batch_size=2, remove_unused_columns=False),
-                      train_dataset=data, data_collator=collate, callbacks=[rec], **extra)
+        trainer = cls(
+            model=copy.deepcopy(model),
+            args=_args(
+                tmp_path,
+                gradient_accumulation_steps=2,
+                per_device_train_batch_size=2,
+                remove_unused_columns=False,
+            ),
+            train_dataset=data,
+            data_collator=collate,
+            callbacks=[rec],
+            **extra,
+        )
         trainer.model_accepts_loss_kwargs = loss_kwargs  # Qwen3: True by default; Qwen3-VL: False
         trainer.train()
         runs.append((trainer, rec))
@@ -94,11 +117,19 @@ def test_loss_and_every_gradient_equal_stock(tmp_path: Path, kind: str, loss_kwa
 
 def test_disabled_is_the_stock_trainer_bit_for_bit(tmp_path: Path) -> None:
     model = tiny_qwen3()
-    stock = Trainer(model=copy.deepcopy(model), args=_args(tmp_path, num_train_epochs=2),
-                    train_dataset=TokenDataset(16), data_collator=stack_collate)
-    off = HardMiningTrainer(model=copy.deepcopy(model), args=_args(tmp_path, num_train_epochs=2),
-                            train_dataset=TokenDataset(16), data_collator=stack_collate,
-                            mining={"enabled": False})
+    stock = Trainer(
+        model=copy.deepcopy(model),
+        args=_args(tmp_path, num_train_epochs=2),
+        train_dataset=TokenDataset(16),
+        data_collator=stack_collate,
+    )
+    off = HardMiningTrainer(
+        model=copy.deepcopy(model),
+        args=_args(tmp_path, num_train_epochs=2),
+        train_dataset=TokenDataset(16),
+        data_collator=stack_collate,
+        mining={"enabled": False},
+    )
     assert type(off._get_train_sampler()) is type(stock._get_train_sampler())
     assert not any(isinstance(cb, HardSampleMiningCallback) for cb in off.callback_handler.callbacks)
     assert "_loss_function" not in vars(off.model)
@@ -113,8 +144,13 @@ def test_disabled_is_the_stock_trainer_bit_for_bit(tmp_path: Path) -> None:
 def test_sample_ids_survive_remove_unused_columns_without_peeking(tmp_path: Path) -> None:
     ids = [100 + i // 2 for i in range(16)]  # augmented pairs share one logical id
     data = TokenDataset(16, sample_ids=ids, extra=True)  # "caption" is a str: must be stripped
-    trainer = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path, num_train_epochs=2), train_dataset=data,
-                                data_collator=stack_collate, mining=EARLY)
+    trainer = HardMiningTrainer(
+        model=tiny_qwen3(),
+        args=_args(tmp_path, num_train_epochs=2),
+        train_dataset=data,
+        data_collator=stack_collate,
+        mining=EARLY,
+    )
     trainer.get_train_dataloader()
     assert data.reads == []  # never reads an item outside the DataLoader's fetches
     trainer.train()
@@ -130,13 +166,22 @@ def test_sample_ids_survive_remove_unused_columns_without_peeking(tmp_path: Path
 def test_hf_datasets_path_keeps_sample_id(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     rows = TokenDataset(12)
-    ds = datasets.Dataset.from_dict({"input_ids": rows.x.tolist(), "labels": rows.x.tolist(),
-                                     "sample_id": [7 * i for i in range(12)], "caption": ["x"] * 12})
+    ds = datasets.Dataset.from_dict(
+        {
+            "input_ids": rows.x.tolist(),
+            "labels": rows.x.tolist(),
+            "sample_id": [7 * i for i in range(12)],
+            "caption": ["x"] * 12,
+        }
+    )
     ds.set_format("torch")
-    trainer = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=ds,
-                                data_collator=stack_collate, mining=NEVER)
+    trainer = HardMiningTrainer(
+        model=tiny_qwen3(), args=_args(tmp_path), train_dataset=ds, data_collator=stack_collate, mining=NEVER
+    )
     trainer.train()
-    assert trainer.miner is not None and trainer.miner.ledger.scores()[0].tolist() == [7 * i for i in range(12)]
+    assert trainer.miner is not None and trainer.miner.ledger.scores()[0].tolist() == [
+        7 * i for i in range(12)
+    ]
 
 
 def test_packed_rows_credit_each_sample(tmp_path: Path) -> None:
@@ -146,8 +191,13 @@ def test_packed_rows_credit_each_sample(tmp_path: Path) -> None:
     model.config.use_cache = False  # packed sdpa masks are built only without a cache
     scores = []
     for collate in (stack_collate, DataCollatorWithFlattening()):
-        trainer = HardMiningTrainer(model=copy.deepcopy(model), args=_args(tmp_path, learning_rate=0.0),
-                                    train_dataset=TokenDataset(12), data_collator=collate, mining=NEVER)
+        trainer = HardMiningTrainer(
+            model=copy.deepcopy(model),
+            args=_args(tmp_path, learning_rate=0.0),
+            train_dataset=TokenDataset(12),
+            data_collator=collate,
+            mining=NEVER,
+        )
         trainer.train()
         assert trainer.miner is not None
         scores.append(trainer.miner.ledger.scores())
@@ -163,8 +213,11 @@ def test_plateau_trigger_monitors_the_epoch_eval_metric(tmp_path: Path) -> None:
         return {"map": next(maps)}
 
     trainer = HardMiningTrainer(
-        model=tiny_qwen3(), args=_args(tmp_path, num_train_epochs=3, eval_strategy="epoch"),
-        train_dataset=TokenDataset(8), eval_dataset=TokenDataset(4, seed=1), data_collator=stack_collate,
+        model=tiny_qwen3(),
+        args=_args(tmp_path, num_train_epochs=3, eval_strategy="epoch"),
+        train_dataset=TokenDataset(8),
+        eval_dataset=TokenDataset(4, seed=1),
+        data_collator=stack_collate,
         compute_metrics=compute_metrics,
         mining={"trigger": {"kind": "plateau", "monitor": "eval_map", "mode": "max", "patience": 1}},
     )
@@ -199,9 +252,14 @@ def test_per_sample_loss_fn_for_a_non_token_head(tmp_path: Path) -> None:
     def per_sample(outputs: Any, inputs: Any) -> torch.Tensor:
         return ((outputs["pred"] - inputs["boxes"]) ** 2).mean(dim=1)
 
-    trainer = HardMiningTrainer(model=Detector(), args=_args(tmp_path, learning_rate=0.0, label_names=["boxes"]),
-                                train_dataset=Boxes(), data_collator=stack_collate, mining=NEVER,
-                                per_sample_loss_fn=per_sample)
+    trainer = HardMiningTrainer(
+        model=Detector(),
+        args=_args(tmp_path, learning_rate=0.0, label_names=["boxes"]),
+        train_dataset=Boxes(),
+        data_collator=stack_collate,
+        mining=NEVER,
+        per_sample_loss_fn=per_sample,
+    )
     trainer.train()
     ids, scores = trainer.miner.ledger.scores()  # type: ignore[union-attr]
     assert ids.tolist() == list(range(8)) and np.argsort(scores).tolist() == list(range(8))
@@ -217,7 +275,9 @@ class _NoLogits(torch.nn.Module):
     def get_output_embeddings(self) -> torch.nn.Module:
         return self.lm.lm_head
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, output_hidden_states: bool = False) -> Any:
+    def forward(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, output_hidden_states: bool = False
+    ) -> Any:
         from transformers.modeling_outputs import CausalLMOutputWithPast
 
         out = self.lm(input_ids=input_ids, labels=labels, output_hidden_states=output_hidden_states)
@@ -231,17 +291,40 @@ def test_logits_none_recomputes_from_hidden_states_or_says_what_to_change(tmp_pa
     class ChunkedArgs(TrainingArguments):
         loss_type: str = "chunked_nll"  # as TRL's SFTConfig spells it
 
-    trainer = HardMiningTrainer(model=_NoLogits(), args=_args(tmp_path, learning_rate=0.0),
-                                train_dataset=TokenDataset(8), data_collator=stack_collate, mining=NEVER)
+    trainer = HardMiningTrainer(
+        model=_NoLogits(),
+        args=_args(tmp_path, learning_rate=0.0),
+        train_dataset=TokenDataset(8),
+        data_collator=stack_collate,
+        mining=NEVER,
+    )
     with pytest.raises(ValueError, match="use_liger_kernel"):
         trainer.train()
-    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1, report_to="none",
-                use_cpu=True, save_strategy="no", learning_rate=0.0, disable_tqdm=True)
-    fused = HardMiningTrainer(model=_NoLogits(), args=ChunkedArgs(**base), train_dataset=TokenDataset(8),
-                              data_collator=stack_collate, mining=NEVER)
+    base = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        learning_rate=0.0,
+        disable_tqdm=True,
+    )
+    fused = HardMiningTrainer(
+        model=_NoLogits(),
+        args=ChunkedArgs(**base),
+        train_dataset=TokenDataset(8),
+        data_collator=stack_collate,
+        mining=NEVER,
+    )
     fused.train()
-    plain = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path, learning_rate=0.0),
-                              train_dataset=TokenDataset(8), data_collator=stack_collate, mining=NEVER)
+    plain = HardMiningTrainer(
+        model=tiny_qwen3(),
+        args=_args(tmp_path, learning_rate=0.0),
+        train_dataset=TokenDataset(8),
+        data_collator=stack_collate,
+        mining=NEVER,
+    )
     plain.train()
     np.testing.assert_allclose(fused.miner.ledger.scores()[1], plain.miner.ledger.scores()[1], rtol=1e-5)  # type: ignore[union-attr]
 
@@ -252,15 +335,25 @@ def test_missing_labels_is_a_clear_error(tmp_path: Path) -> None:
         def __getitem__(self, i: int) -> dict[str, Any]:
             return {"input_ids": self.x[i]}
 
-    trainer = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=NoLabels(8),
-                                data_collator=stack_collate, mining=NEVER)
+    trainer = HardMiningTrainer(
+        model=tiny_qwen3(),
+        args=_args(tmp_path),
+        train_dataset=NoLabels(8),
+        data_collator=stack_collate,
+        mining=NEVER,
+    )
     with pytest.raises(ValueError, match="no 'labels'.*per_sample_loss_fn"):
         trainer.train()
 
 
 def test_all_masked_rows_are_skipped_and_counted_never_nan(tmp_path: Path) -> None:
-    trainer = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=TokenDataset(8, masked=(2, 5)),
-                                data_collator=stack_collate, mining=EARLY)
+    trainer = HardMiningTrainer(
+        model=tiny_qwen3(),
+        args=_args(tmp_path),
+        train_dataset=TokenDataset(8, masked=(2, 5)),
+        data_collator=stack_collate,
+        mining=EARLY,
+    )
     trainer.train()
     miner = trainer.miner
     assert miner is not None
@@ -273,25 +366,37 @@ def test_all_masked_rows_are_skipped_and_counted_never_nan(tmp_path: Path) -> No
 def test_collator_that_drops_sample_id_is_a_clear_error(tmp_path: Path) -> None:
     class OwnLoader(HardMiningTrainer):
         def get_train_dataloader(self) -> Any:  # bypasses the adapter's collator
-            return self.accelerator.prepare(torch.utils.data.DataLoader(self.train_dataset, batch_size=4,
-                                                                        collate_fn=stack_collate))
+            return self.accelerator.prepare(
+                torch.utils.data.DataLoader(self.train_dataset, batch_size=4, collate_fn=stack_collate)
+            )
 
-    trainer = OwnLoader(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=TokenDataset(8),
-                        data_collator=stack_collate, mining=NEVER)
+    trainer = OwnLoader(
+        model=tiny_qwen3(),
+        args=_args(tmp_path),
+        train_dataset=TokenDataset(8),
+        data_collator=stack_collate,
+        mining=NEVER,
+    )
     with pytest.raises(ValueError, match="no 'sample_id'.*get_train_dataloader"):
         trainer.train()
 
 
 def test_mining_path_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=TokenDataset(4),
-                          mining=str(tmp_path / "nope.yaml"))
+        HardMiningTrainer(
+            model=tiny_qwen3(),
+            args=_args(tmp_path),
+            train_dataset=TokenDataset(4),
+            mining=str(tmp_path / "nope.yaml"),
+        )
 
 
 def test_yaml_block_and_mixin_on_any_trainer_subclass(tmp_path: Path) -> None:
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("model: tiny\ncustom:\n  hard_sample_mining:\n    enabled: true\n    trigger: {kind: epoch, "
-                   "start_epoch: 0}\n    select: {kind: top_k, k: 3}\n")
+    cfg.write_text(
+        "model: tiny\ncustom:\n  hard_sample_mining:\n    enabled: true\n    trigger: {kind: epoch, "
+        "start_epoch: 0}\n    select: {kind: top_k, k: 3}\n"
+    )
 
     class UserTrainer(Trainer):  # stands in for TRL's SFTTrainer or an ms-swift trainer
         pass
@@ -301,8 +406,13 @@ def test_yaml_block_and_mixin_on_any_trainer_subclass(tmp_path: Path) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer = Mined(model=tiny_qwen3(), args=_args(tmp_path, train_sampling_strategy="group_by_length"),
-                        train_dataset=TokenDataset(8), data_collator=stack_collate, mining=str(cfg))
+        trainer = Mined(
+            model=tiny_qwen3(),
+            args=_args(tmp_path, train_sampling_strategy="group_by_length"),
+            train_dataset=TokenDataset(8),
+            data_collator=stack_collate,
+            mining=str(cfg),
+        )
     assert sum("train_sampling_strategy" in str(w.message) for w in caught) == 1
     trainer.train()
     assert trainer.miner is not None and trainer.miner.hard_ids.size == 3
@@ -312,9 +422,16 @@ def test_yaml_block_and_mixin_on_any_trainer_subclass(tmp_path: Path) -> None:
 def test_fusion_dataset_train_set(tmp_path: Path) -> None:
     from hardmine.fusion import FusionDataset
 
-    fusion = FusionDataset(targets={"bbu": TokenDataset(12)}, auxiliaries={"lvis": (TokenDataset(20, seed=5), 0.5)})
-    trainer = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path, num_train_epochs=2), train_dataset=fusion,
-                                data_collator=stack_collate, mining=EARLY)
+    fusion = FusionDataset(
+        targets={"bbu": TokenDataset(12)}, auxiliaries={"lvis": (TokenDataset(20, seed=5), 0.5)}
+    )
+    trainer = HardMiningTrainer(
+        model=tiny_qwen3(),
+        args=_args(tmp_path, num_train_epochs=2),
+        train_dataset=fusion,
+        data_collator=stack_collate,
+        mining=EARLY,
+    )
     trainer.train()
     miner = trainer.miner
     assert miner is not None and len(miner.sampler) == 12 + 6

@@ -7,7 +7,7 @@ them back as LongTensors; :func:`pop_sample_ids` takes them out of the batch bef
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +42,19 @@ class IndexedDataset(Dataset):  # type: ignore[type-arg]
             )
         return {**item, INDEX_KEY: int(index)}
 
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """Batched fetch (torch calls it when present): the wrapped dataset's own, when it has one."""
+        fetch = getattr(self.dataset, "__getitems__", None)
+        if fetch is None:
+            return [self[i] for i in indices]
+        items = fetch(indices)
+        for i, item in zip(indices, items):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"hardmine: dataset item {i} is a {type(item).__name__}; mining needs dicts.")
+        return [{**item, INDEX_KEY: int(i)} for i, item in zip(indices, items)]
+
     def __getattr__(self, name: str) -> Any:
-        if name == "dataset":  # not set yet (unpickling): do not recurse
+        if name == "dataset" or name.startswith("__"):  # unpickling, or protocols: never forwarded
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
@@ -69,7 +80,7 @@ class SampleIdCollator:
                 f"{missing[:5]}). Give every item a 'sample_id' or none (the dataset index is used)."
             )
         batch = self.collate_fn(features)
-        if not isinstance(batch, Mapping):
+        if not isinstance(batch, MutableMapping):
             raise TypeError(
                 f"hardmine: the data collator returned a {type(batch).__name__}; mining needs a dict batch "
                 "so it can carry 'sample_id'."
@@ -77,7 +88,7 @@ class SampleIdCollator:
         if missing:
             ids, idx, has_own = index, index, False
         else:
-            counts = np.fromiter((np.size(x) for x in own), dtype=np.int64, count=len(own))
+            counts = np.fromiter((np.asarray(x).size for x in own), dtype=np.int64, count=len(own))
             ids, idx, has_own = _flatten_ids(own), np.repeat(index, counts), True
         batch[SAMPLE_ID] = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
         batch[INDEX_KEY] = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
@@ -91,10 +102,11 @@ def _flatten_ids(own: Sequence[Any]) -> np.ndarray:
         parts = [np.asarray(x).reshape(-1) for x in own]
         flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"hardmine: 'sample_id' must be an int or a list of ints per item; got {own[:3]!r}.") from err
-    if flat.size and not np.issubdtype(flat.dtype, np.integer):
-        if not np.all(np.equal(np.mod(flat, 1), 0)):
-            raise ValueError(f"hardmine: 'sample_id' values must be integers; got {flat[:5].tolist()}.")
+        raise ValueError(
+            f"hardmine: 'sample_id' must be an int or a list of ints per item; got {own[:3]!r}."
+        ) from err
+    if flat.size and not np.issubdtype(flat.dtype, np.integer) and not np.all(np.mod(flat, 1) == 0):
+        raise ValueError(f"hardmine: 'sample_id' values must be integers; got {flat[:5].tolist()}.")
     return flat.astype(np.int64)
 
 

@@ -71,14 +71,16 @@ class TokenLossCapture:
 
 
 def shift_targets(inputs: Mapping[str, Any], labels: torch.Tensor) -> torch.Tensor:
-    """The targets ``ForCausalLMLoss`` scores: ``shift_labels`` when the collator gives them, else labels shifted."""
+    """The targets ``ForCausalLMLoss`` scores: the collator's ``shift_labels``, else the labels shifted."""
     shifted = inputs.get("shift_labels")
     if torch.is_tensor(shifted):
         return shifted
     return F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
 
 
-def token_losses_from_logits(logits: torch.Tensor, targets: torch.Tensor, *, chunk_tokens: int = 4096) -> torch.Tensor:
+def token_losses_from_logits(
+    logits: torch.Tensor, targets: torch.Tensor, *, chunk_tokens: int = 4096
+) -> torch.Tensor:
     """No-grad per-token CE from logits and shifted ``targets``, ``chunk_tokens`` positions at a time.
 
     Used when the gradient's loss is not ours (``compute_loss_func``, label smoothing): memory stays
@@ -166,7 +168,9 @@ def per_sample_means(
         starts[::width] = True  # a row never continues the previous row's sample
     if starts is None or int(starts.sum()) != num_samples:
         if num_samples != rows:
-            found = f"{rows} rows" if starts is None else f"{rows} rows and {int(starts.sum())} packed samples"
+            found = (
+                f"{rows} rows" if starts is None else f"{rows} rows and {int(starts.sum())} packed samples"
+            )
             raise ValueError(
                 f"hardmine: the batch holds {found} but carries {num_samples} sample ids. A packed row "
                 "needs position_ids restarting at 0 (or cu_seq_lens_q) at each sample, and the ids in the "

@@ -1,4 +1,4 @@
-"""The Hugging Face Trainer adapter proper (imports transformers; reached through ``hardmine.integrations.hf``)."""
+"""The Hugging Face Trainer adapter proper (imports transformers; public via ``hardmine.integrations.hf``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,10 +46,12 @@ _FLUSH_EVERY = 16  # steps of per-sample losses kept on the device before one ho
 _BOUNDARY_KEYS = ("position_ids", "attention_mask", "cu_seq_lens_q", "cu_seq_lens_k", "seq_idx")
 
 
-def resolve_config(mining: HardMiningConfig | Mapping[str, Any] | str | PathLike[str] | None) -> HardMiningConfig:
-    """``mining=`` as a config: a HardMiningConfig, a dict, a YAML path (``custom.hard_sample_mining``), or None."""
+def resolve_config(
+    mining: HardMiningConfig | Mapping[str, Any] | str | PathLike[str] | None,
+) -> HardMiningConfig:
+    """``mining=`` as a config: a HardMiningConfig, a dict, a YAML path, or None (defaults)."""
     if mining is None:
-        return HardMiningConfig()
+        return HardMiningConfig.model_validate({})
     if isinstance(mining, HardMiningConfig):
         return mining
     if isinstance(mining, Mapping):
@@ -94,6 +96,19 @@ class HardMiningTrainerMixin:
     """
 
     miner: HardMiner | None
+    if TYPE_CHECKING:  # what the mixin uses of the Trainer it is mixed into
+        args: Any
+        model: Any
+        state: Any
+        accelerator: Any
+        train_dataset: Any
+        data_collator: Any
+        _signature_columns: Any
+
+        def _remove_unused_columns(self, dataset: Any, description: str | None = None) -> Any: ...
+        def _get_output_dir(self, trial: Any) -> str: ...
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None: ...
+        def add_callback(self, callback: Any) -> None: ...
 
     def __init__(
         self,
@@ -123,7 +138,7 @@ class HardMiningTrainerMixin:
         base = _base_model(self.model)
         if per_sample_loss_fn is None and _is_token_ce_model(base):
             self._hm_capture = TokenLossCapture()
-            base.loss_function = self._hm_capture
+            base.loss_function = self._hm_capture  # type: ignore[assignment]
         self.add_callback(HardSampleMiningCallback(self))
         strategy = getattr(self.args, "train_sampling_strategy", "random")
         if strategy != "random" or getattr(self.args, "group_by_length", False):
@@ -197,7 +212,8 @@ class HardMiningTrainerMixin:
         if ids is None:
             raise ValueError(
                 "hardmine: the training batch has no 'sample_id'. The collator that built it dropped the ids "
-                "(a get_train_dataloader override, or a data_collator set after the trainer was built). Build "
+                "(a get_train_dataloader override, or a data_collator set after the trainer was built). "
+                "Build "
                 "the train DataLoader with HardMiningTrainer.get_train_dataloader(), or make the collator "
                 "return 'sample_id' (a LongTensor per row, or per-row lists for packed rows)."
             )
@@ -206,7 +222,8 @@ class HardMiningTrainerMixin:
             raise ValueError(
                 "hardmine: the training batch has no 'labels'. The per-sample loss is the token "
                 "cross-entropy over labels (-100 = ignored): have the collator return labels, or pass "
-                "per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch] for a model whose loss is not token CE."
+                "per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch] for a model whose loss is not "
+                "token CE."
             )
         self._hm_decide_ids(ids)
         boundary_inputs = {k: inputs.get(k) for k in _BOUNDARY_KEYS}
@@ -228,7 +245,7 @@ class HardMiningTrainerMixin:
         return (loss, outputs) if return_outputs else loss
 
     def _hm_decide_ids(self, ids: BatchIds) -> None:
-        """From the first collated batch: items carrying their own ``sample_id`` switch the miner to custom ids."""
+        """Decided from the first collated batch: items with their own ``sample_id`` mean custom ids."""
         if self._hm_ids_decided:
             return
         miner = self._hm_ensure_miner()
@@ -247,13 +264,15 @@ class HardMiningTrainerMixin:
         if logits is not None:
             return token_losses_from_logits(logits, targets), targets.to(logits.device)
         hidden = _output(outputs, "hidden_states")
-        head = _base_model(self.accelerator.unwrap_model(model)).get_output_embeddings()
+        unwrapped: Any = _base_model(self.accelerator.unwrap_model(model))
+        head = unwrapped.get_output_embeddings()
         if hidden is not None and head is not None:
             return token_losses_from_hidden(hidden[-1], head, targets), targets.to(hidden[-1].device)
         raise ValueError(
             "hardmine: the model returned logits=None (a fused cross-entropy: use_liger_kernel=True, or TRL "
             "loss_type='chunked_nll') and no hidden states to recompute per-sample losses from. Set "
-            "use_liger_kernel=True in TrainingArguments (hardmine then asks for hidden states), turn the fused "
+            "use_liger_kernel=True in TrainingArguments (hardmine then asks for hidden states), turn the "
+            "fused "
             "loss off, or pass per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch]."
         )
 
@@ -281,15 +300,20 @@ class HardMiningTrainerMixin:
             self.miner.record(ids, losses, indices=indices)
             return
         for ids_t, losses_t, idx_t in buf:
-            self.miner.record(ids_t.cpu().numpy(), losses_t.cpu().numpy(),
-                              indices=None if idx_t is None else idx_t.cpu().numpy())
+            self.miner.record(
+                ids_t.cpu().numpy(),
+                losses_t.cpu().numpy(),
+                indices=None if idx_t is None else idx_t.cpu().numpy(),
+            )
 
     # ------------------------------------------------------------------ epochs (called by the callback)
     def _hm_end_epoch(self, epoch: int, metrics: Mapping[str, Any]) -> MiningEvent:
         """``miner.end_epoch`` on every rank (it gathers), then the event into the Trainer's logs."""
         self._hm_flush()
         miner = self._hm_ensure_miner()
-        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numeric = {
+            k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         event = miner.end_epoch(epoch, numeric)
         logs: dict[str, float] = {
             "hardmine/triggered": float(event.triggered),
@@ -303,11 +327,11 @@ class HardMiningTrainerMixin:
         if event.draw_ratio is not None:
             logs["hardmine/draw_ratio"] = float(event.draw_ratio)
         logs.update({f"hardmine/source/{name}": float(n) for name, n in event.per_source.items()})
-        self.log(logs)  # type: ignore[attr-defined]
+        self.log(logs)
         return event
 
     def _hm_catch_up(self, epoch: int, metrics: Mapping[str, Any]) -> None:
-        """End epochs a restored checkpoint left open (saved at an epoch's last step, before its epoch end)."""
+        """End epochs a restored checkpoint left open (saved at an epoch's last step, before epoch end)."""
         if not self._hm_restored:
             return  # a fresh miner starts at whatever epoch training starts
         self._hm_restored = False
@@ -321,12 +345,12 @@ class HardMiningTrainerMixin:
         super()._save_checkpoint(model, trial)  # type: ignore[misc]
         if not self._hm_on:
             return
-        run_dir = self._get_output_dir(trial=trial)  # type: ignore[attr-defined]
-        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")  # type: ignore[attr-defined]
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         self.save_mining_state(folder)
 
     def save_mining_state(self, folder: str | PathLike[str]) -> None:
-        """Write the miner's whole state, every rank's pending losses included, to ``folder/hardmine_state.npz``.
+        """Write the miner state, all ranks' pending losses included, to ``folder/hardmine_state.npz``.
 
         A collective: call it on every rank. The process that saves checkpoints writes, atomically.
         """
@@ -337,7 +361,7 @@ class HardMiningTrainerMixin:
             [pending["ids"], pending["losses"].astype(np.float64), pending["indices"]]
         )
         (sizes,) = distributed.all_gather_concat([np.array([pending["ids"].size], dtype=np.int64)])
-        if not self.args.should_save:  # type: ignore[attr-defined]
+        if not self.args.should_save:
             return
         state["pending"] = {"ids": ids, "losses": losses, "indices": indices}
         state["hf"] = {"pending_sizes": sizes, "ids_decided": self._hm_ids_decided}
@@ -348,8 +372,11 @@ class HardMiningTrainerMixin:
         path = os.path.join(folder, STATE_FILE)
         if not os.path.isfile(path):
             logger.warning("hardmine: checkpoint %s holds no %s; mining starts fresh", folder, STATE_FILE)
-            warnings.warn(f"hardmine: checkpoint {folder} holds no {STATE_FILE}; mining starts fresh", UserWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"hardmine: checkpoint {folder} holds no {STATE_FILE}; mining starts fresh",
+                UserWarning,
+                stacklevel=2,
+            )
             return False
         state = load_state(path, kind="HardMiner")
         miner = self._hm_ensure_miner()
@@ -369,12 +396,14 @@ class HardMiningTrainerMixin:
         return True
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
-        """``Trainer.train``; resuming also restores the miner (ledger, plan and this epoch's losses so far)."""
+        """``Trainer.train``; resuming also restores the miner (ledger, plan, this epoch's losses so far)."""
         if self._hm_on and resume_from_checkpoint not in (None, False):
             if resume_from_checkpoint is True:
-                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)  # type: ignore[attr-defined]
+                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)  # type: ignore[no-untyped-call]
                 if resume_from_checkpoint is None:
-                    raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")  # type: ignore[attr-defined]
+                    raise ValueError(
+                        f"No valid checkpoint found in output directory ({self.args.output_dir})"
+                    )
             self.load_mining_state(str(resume_from_checkpoint))
         return super().train(resume_from_checkpoint, *args, **kwargs)  # type: ignore[misc]
 
@@ -389,7 +418,8 @@ def _rank_share(pending: Mapping[str, np.ndarray], sizes: np.ndarray) -> dict[st
     if sizes.size:
         warnings.warn(
             f"hardmine: the checkpoint was saved by {sizes.size} processes and is resumed by {world}; this "
-            "epoch's losses so far all go to rank 0 (the folding order can differ from an uninterrupted run).",
+            "epoch's losses so far all go to rank 0 (the folding order can differ from an uninterrupted "
+            "run).",
             UserWarning,
             stacklevel=3,
         )
@@ -448,4 +478,4 @@ class HardSampleMiningCallback(TrainerCallback):
 
 
 class HardMiningTrainer(HardMiningTrainerMixin, Trainer):
-    """``transformers.Trainer`` with hard-sample mining: ``HardMiningTrainer(..., mining=cfg_or_dict_or_yaml)``."""
+    """``transformers.Trainer`` with hard-sample mining: ``HardMiningTrainer(..., mining=cfg)``."""

@@ -7,7 +7,8 @@
 
 - :class:`HardMiningTrainer` is ``transformers.Trainer`` with mining; :class:`HardMiningTrainerMixin` adds
   the same to any Trainer subclass (``class T(HardMiningTrainerMixin, SFTTrainer)``, ms-swift's trainers).
-- ``mining=`` takes a :class:`~hardmine.HardMiningConfig`, a dict, or a YAML path (``custom.hard_sample_mining``).
+- ``mining=`` takes a :class:`~hardmine.HardMiningConfig`, a dict, or a YAML path
+  (``custom.hard_sample_mining``).
   ``enabled: false`` installs nothing: the stock Trainer, bit for bit.
 - Items may carry ``sample_id`` (augmented variants share it); otherwise the dataset index is the id.
   A packed item (one row holding several samples, ``position_ids`` restarting at 0) carries a list.

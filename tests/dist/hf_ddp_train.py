@@ -42,13 +42,32 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
                 self.stream += list(zip(ids.tolist(), losses.tolist()))
             super()._hm_flush()
 
-    args = TrainingArguments(output_dir=str(out / mode), per_device_train_batch_size=2, num_train_epochs=3,
-                             report_to="none", use_cpu=True, save_strategy="steps", save_steps=3, logging_steps=3,
-                             learning_rate=1e-2, disable_tqdm=True, seed=0, ddp_backend="gloo")
-    mining = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 5},
-              "resample": {"hard_weight": 4.0, "max_repeats": 3}}
-    trainer = Recording(model=tiny_qwen3(seed=1), args=args, train_dataset=TokenDataset(24),
-                        data_collator=stack_collate, mining=mining)
+    args = TrainingArguments(
+        output_dir=str(out / mode),
+        per_device_train_batch_size=2,
+        num_train_epochs=3,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="steps",
+        save_steps=3,
+        logging_steps=3,
+        learning_rate=1e-2,
+        disable_tqdm=True,
+        seed=0,
+        ddp_backend="gloo",
+    )
+    mining = {
+        "trigger": {"kind": "epoch", "start_epoch": 0},
+        "select": {"kind": "top_k", "k": 5},
+        "resample": {"hard_weight": 4.0, "max_repeats": 3},
+    }
+    trainer = Recording(
+        model=tiny_qwen3(seed=1),
+        args=args,
+        train_dataset=TokenDataset(24),
+        data_collator=stack_collate,
+        mining=mining,
+    )
     trainer.train(resume_from_checkpoint=checkpoint)
     miner = trainer.miner
     assert miner is not None
