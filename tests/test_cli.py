@@ -215,8 +215,8 @@ def _empty_dir(p: Path) -> Path:
     (None, "missing.npz", "no such file or folder"),
     (_foreign_npz, "weights.npz", "is not a hardmine state file"),
     (_other_kind, "ledger.npz", "holds a 'LossLedger' state, not a 'HardMiner' state"),
-    (_text, "log.txt", "is not a hardmine state file"),
-    (_empty, "empty.npz", "hardmine state file"),
+    (_text, "log.txt", "is not a hardmine state file (not an .npz archive)"),
+    (_empty, "empty.npz", "is not a hardmine state file (an empty file)"),
     (_empty_dir, "out", "none of its 1 checkpoint-* folders holds one"),
 ])
 def test_report_errors_name_the_file_without_a_traceback(tmp_path: Path, capsys: Capture,
