@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -334,3 +335,21 @@ def test_bad_weights_are_refused_naming_the_problem() -> None:
     assert list(s) == before and s.weights is None  # a refused call changes nothing
     with pytest.raises(ValueError, match="target 't'.*max_repeats=2"):
         FusionDataset({"t": (range(6), 3.0)}).make_sampler(max_repeats=2)
+
+
+def test_repr_pickle_and_state_round_trip() -> None:
+    fusion = FusionDataset({"t": [{"x": i} for i in range(20)]}, {"a": ([{"y": i} for i in range(30)], 0.5)})
+    s = fusion.make_sampler(seed=2, max_repeats=3)
+    s.set_weights(np.arange(20, dtype=float) + 1)
+    s.set_epoch(4)
+    assert "FusionSampler" in repr(s) and "FusionDataset" in repr(fusion)
+    assert "FusionEvalView" in repr(fusion.eval_view())
+    clone = pickle.loads(pickle.dumps(s))
+    assert list(clone) == list(s)
+    fresh = fusion.make_sampler()
+    fresh.load_state_dict(pickle.loads(pickle.dumps(s.state_dict())))
+    assert list(fresh) == list(s) and fresh.state_dict()["epoch"] == 4
+    worker_copy = pickle.loads(pickle.dumps(fusion))  # what a spawned DataLoader worker receives
+    assert [worker_copy[i] for i in range(len(fusion))] == [fusion[i] for i in range(len(fusion))]
+    with pytest.raises(ValueError, match="kind='FusionSampler'"):
+        fresh.load_state_dict({**s.state_dict(), "kind": "HardMiningSampler"})
