@@ -1,0 +1,166 @@
+"""Noise guards: planted mislabeled ids are excluded, planted rare-but-learnable ids are kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness, apply_guards
+from hardmine.ledger import LedgerStats
+
+N_COMMON, N_RARE, N_NOISY = 900, 50, 100
+
+
+def _stats(scores: np.ndarray, last_seen: np.ndarray | None = None,
+           ids: np.ndarray | None = None) -> LedgerStats:
+    n = scores.size
+    return LedgerStats(ids=np.arange(n, dtype=np.int64) if ids is None else ids,
+                       scores=scores.astype(np.float32), counts=np.full(n, 3, np.int32),
+                       first=np.full(n, 2.3, np.float32),
+                       last_seen=np.zeros(n, np.int32) if last_seen is None else last_seen.astype(np.int32))
+
+
+def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores of easy common ids, rare-but-learnable ids (moderately high) and mislabeled ids (extreme)."""
+    rng = np.random.default_rng(seed)
+    scores = np.r_[rng.gamma(2.0, 0.15, N_COMMON), rng.normal(2.0, 0.2, N_RARE),
+                   rng.normal(4.5, 0.4, N_NOISY)]
+    rare = np.r_[np.zeros(N_COMMON, bool), np.ones(N_RARE, bool), np.zeros(N_NOISY, bool)]
+    noisy = np.r_[np.zeros(N_COMMON + N_RARE, bool), np.ones(N_NOISY, bool)]
+    perm = rng.permutation(scores.size)  # ids must not encode the group
+    return scores[perm], rare[perm], noisy[perm]
+
+
+@pytest.mark.parametrize("fraction, min_noisy_excluded", [(0.05, 0.5), (0.09, 0.9)])
+def test_loss_tail_excludes_extreme_ids_and_keeps_rare(fraction: float, min_noisy_excluded: float) -> None:
+    scores, rare, noisy = _planted()
+    out = LossTail(fraction).exclude(_stats(scores), epoch=5)
+    assert out.sum() == int(fraction * scores.size)
+    assert not (out & rare).any()
+    assert (out & noisy).sum() >= min_noisy_excluded * N_NOISY
+
+
+def test_loss_tail_breaks_ties_by_smaller_id() -> None:
+    out = LossTail(0.5).exclude(_stats(np.array([1.0, 5.0, 5.0, 5.0])), epoch=0)
+    assert out.tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize("z, min_noisy_excluded", [(0.0, 0.4), (0.5, 0.2)])
+def test_loss_mixture_excludes_high_component_tail_and_keeps_rare(z: float,
+                                                                  min_noisy_excluded: float) -> None:
+    scores, rare, noisy = _planted()
+    out = LossMixture(z=z).exclude(_stats(scores), epoch=5)
+    assert not (out & rare).any()
+    assert not (out & ~noisy).any()
+    assert (out & noisy).sum() >= min_noisy_excluded * N_NOISY
+
+
+@pytest.mark.parametrize("scores", [
+    np.random.default_rng(1).normal(2.0, 0.5, 2000),  # one mode: nothing is noise by this test
+    np.abs(np.random.default_rng(2).normal(0.0, 1.0, 2000)),  # skewed but unimodal
+    np.r_[np.zeros(10), np.full(10, 5.0)],  # below min_ids
+    np.full(500, 1.5),  # constant
+])
+def test_loss_mixture_excludes_nothing_without_two_clear_components(scores: np.ndarray) -> None:
+    assert not LossMixture().exclude(_stats(scores), epoch=0).any()
+
+
+def _trajectories(epochs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-epoch scores: easy ids low, rare ids high but falling 15% an epoch, noisy ids flat and high."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(epochs)[:, None]
+    common = np.broadcast_to(rng.gamma(2.0, 0.15, N_COMMON), (epochs, N_COMMON))
+    rare_ = 3.5 * 0.85 ** t * np.exp(rng.normal(0, 0.03, (epochs, N_RARE)))
+    noisy_ = 3.2 * np.exp(rng.normal(0, 0.03, (epochs, N_NOISY)))
+    rare = np.r_[np.zeros(N_COMMON, bool), np.ones(N_RARE, bool), np.zeros(N_NOISY, bool)]
+    noisy = np.r_[np.zeros(N_COMMON + N_RARE, bool), np.ones(N_NOISY, bool)]
+    return np.concatenate([common, rare_, noisy_], axis=1), rare, noisy
+
+
+def test_learnability_excludes_flat_high_loss_and_keeps_falling_ids() -> None:
+    scores, rare, noisy = _trajectories(6)
+    guard = Learnability(patience=2, min_drop=0.1, smoothing=0.5)
+    masks = [guard.exclude(_stats(s), epoch=e) for e, s in enumerate(scores)]
+    assert not masks[0].any() and not masks[1].any()  # fewer than `patience` epochs tracked
+    for s, m in zip(scores[2:], masks[2:]):
+        assert (m & noisy).sum() >= 0.95 * N_NOISY
+        assert not (m & rare).any()
+        assert (s[m] >= np.quantile(s, 0.5)).all()  # low-loss ids are never reported as excluded
+
+
+def test_learnability_updates_once_per_epoch_and_round_trips_state() -> None:
+    scores, _, _ = _trajectories(6)
+    a = Learnability(patience=1, min_drop=0.05)
+    for e in range(3):
+        a.exclude(_stats(scores[e]), epoch=e)
+    first = a.exclude(_stats(scores[3]), epoch=3)
+    again = a.exclude(_stats(scores[3]), epoch=3)  # the same epoch twice: no second update
+    np.testing.assert_array_equal(first, again)
+    b = Learnability(patience=1, min_drop=0.05)
+    b.load_state_dict(a.state_dict())
+    for e in (4, 5):
+        ea, eb = a.exclude(_stats(scores[e]), e), b.exclude(_stats(scores[e]), e)
+        np.testing.assert_array_equal(ea, eb)
+        assert ea.any()
+
+
+def test_learnability_keeps_ids_absent_from_a_call_and_aligns_by_id() -> None:
+    g = Learnability(patience=1, min_drop=0.0, quantile=0.0)
+    g.exclude(_stats(np.array([3.0, 3.0, 3.0]), ids=np.array([10, 20, 30])), epoch=0)
+    g.exclude(_stats(np.array([3.0]), ids=np.array([20])), epoch=1)  # 10 and 30 not in this call
+    out = g.exclude(_stats(np.array([1.0, 3.0, 3.0, 3.0]), ids=np.array([5, 10, 20, 30])), epoch=2)
+    assert out.tolist() == [False, True, True, True]  # 5 is new; the others are flat
+
+
+def test_learnability_refuses_bad_state() -> None:
+    with pytest.raises(ValueError, match="missing keys"):
+        Learnability().load_state_dict({"ids": np.arange(3)})
+    with pytest.raises(ValueError, match="ascending"):
+        Learnability().load_state_dict({"ids": np.array([2, 1]), "ref": np.ones(2), "pending": np.ones(2),
+                                        "tracked": np.ones(2), "epoch": 0})
+
+
+@pytest.mark.parametrize("max_age, expected", [(0, [False, True, True, True]),
+                                               (2, [False, False, False, True]),
+                                               (5, [False, False, False, False])])
+def test_staleness_excludes_ids_not_seen_recently(max_age: int, expected: list[bool]) -> None:
+    stats = _stats(np.array([9.0, 9.0, 9.0, 9.0]), last_seen=np.array([10, 9, 8, 5]))
+    assert Staleness(max_age).exclude(stats, epoch=10).tolist() == expected
+
+
+def test_apply_guards_counts_each_id_once_under_the_first_reason() -> None:
+    scores, _, noisy = _planted()
+    last = np.where(noisy, 0, 5)  # the noisy ids are also stale
+    mask, reasons = apply_guards([LossTail(0.05), Staleness(2)], _stats(scores, last_seen=last), epoch=5)
+    assert reasons["loss_tail"] == int(0.05 * scores.size)
+    assert reasons["loss_tail"] + reasons["stale"] == mask.sum() == N_NOISY
+
+
+def test_apply_guards_refuses_a_mask_of_the_wrong_shape() -> None:
+    class Broken(Guard):
+        name = "broken"
+
+        def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
+            return np.zeros(1, bool)
+
+    with pytest.raises(ValueError, match="Broken.exclude returned shape"):
+        apply_guards([Broken()], _stats(np.ones(3)), epoch=0)
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: LossTail(0.0), "fraction"), (lambda: LossTail(1.5), "fraction"),
+    (lambda: LossMixture(z=float("nan")), "z"), (lambda: LossMixture(min_posterior=1.0), "min_posterior"),
+    (lambda: LossMixture(min_separation=-1), "min_separation"), (lambda: LossMixture(min_ids=1), "min_ids"),
+    (lambda: Learnability(patience=0), "patience"), (lambda: Learnability(min_drop=1.0), "min_drop"),
+    (lambda: Learnability(smoothing=-0.1), "smoothing"), (lambda: Staleness(-1), "max_age"),
+    (lambda: Staleness(1.5), "max_age"),  # type: ignore[arg-type]
+])
+def test_bad_settings_are_refused_naming_the_value(make, field: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=f"{field}="):
+        make()
+
+
+def test_stateless_guards_refuse_state() -> None:
+    assert LossTail().state_dict() == {}
+    with pytest.raises(ValueError, match="keeps no state"):
+        Staleness().load_state_dict({"x": 1})
