@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sampler.py
 	$(PY) benchmarks/bench_ledger.py
 	$(PY) benchmarks/bench_end_epoch.py
+	$(PY) benchmarks/bench_fusion.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hardmine tests examples benchmarks

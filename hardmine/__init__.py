@@ -5,12 +5,13 @@ samples, and re-plan the next epochs so they are drawn more often, with the epoc
 
 Layout: ``ledger`` (per-id scores), ``triggers`` (when), ``selection`` (which), ``sampler`` (the
 fixed-length plan), ``miner`` (the orchestrator), ``config`` (the YAML block), ``distributed``
-(collectives), ``integrations.hf`` (the Hugging Face Trainer adapter, imported on demand).
+(collectives), ``fusion`` (targets mined + auxiliary sources at fixed quotas), ``integrations.hf`` (the Hugging Face Trainer adapter, imported on demand).
 """
 
 from __future__ import annotations
 
 from hardmine.config import HardMiningConfig
+from hardmine.fusion import FusionDataset
 from hardmine.ledger import LedgerStats, LossLedger
 from hardmine.miner import HardMiner, MiningEvent
 from hardmine.sampler import HardMiningSampler
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EpochTrigger",
+    "FusionDataset",
     "HardMiner",
     "HardMiningConfig",
     "HardMiningSampler",
