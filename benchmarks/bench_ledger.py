@@ -50,22 +50,27 @@ def memory_per_id(batches: list[tuple[np.ndarray, np.ndarray]], num_ids: int | N
     return current / N
 
 
+def compare(name: str, ids: np.ndarray, losses: np.ndarray, num_ids: int | None) -> str:
+    """Speed and memory of LossLedger against the dict ledger on one stream of ids."""
+    batches = [(ids[k : k + BATCH], losses[k : k + BATCH]) for k in range(0, N, BATCH)]
+    t_dict = best_of(lambda: dict_ledger(batches))
+    t_ours = best_of(lambda: run_ledger(batches, num_ids))
+    tracemalloc.start()
+    d = dict_ledger(batches)
+    dict_bytes = tracemalloc.get_traced_memory()[0] / N
+    tracemalloc.stop()
+    del d
+    return (f"{name:>16}: dict {t_dict:6.3f}s  LossLedger {t_ours:6.3f}s  speed-up {t_dict / t_ours:5.1f}x   "
+            f"memory {memory_per_id(batches, num_ids):5.1f} B/id (dict {dict_bytes:5.1f} B/id)")
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     losses = rng.random(N).astype(np.float32)
     dense_ids = rng.permutation(N)  # one epoch over a dense range: every id once
     sparse_ids = rng.choice(2**62, N, replace=False).astype(np.int64) - 2**61
     for name, ids, num_ids in (("dense 0..N-1", dense_ids, N), ("arbitrary int64", sparse_ids, None)):
-        batches = [(ids[k : k + BATCH], losses[k : k + BATCH]) for k in range(0, N, BATCH)]
-        t_dict = best_of(lambda: dict_ledger(batches))
-        t_ours = best_of(lambda: run_ledger(batches, num_ids))
-        tracemalloc.start()
-        d = dict_ledger(batches)
-        dict_bytes = tracemalloc.get_traced_memory()[0] / N
-        tracemalloc.stop()
-        del d
-        print(f"{name:>16}: dict {t_dict:6.3f}s  LossLedger {t_ours:6.3f}s  speed-up {t_dict / t_ours:5.1f}x   "
-              f"memory {memory_per_id(batches, num_ids):5.1f} B/id (dict {dict_bytes:5.1f} B/id)", flush=True)
+        print(compare(name, ids, losses, num_ids), flush=True)
     miner = HardMiner(None, num_samples=N)
     ids, ls = dense_ids[:BATCH], losses[:BATCH]
     reps = 2_000

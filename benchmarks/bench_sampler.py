@@ -28,37 +28,39 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     for n in args.sizes:
-        rng = np.random.default_rng(0)
-        weights = np.ones(n)
-        weights[rng.choice(n, n // 10, replace=False)] = 3.0
-        sampler = HardMiningSampler(n, seed=0, max_repeats=4)
-        epoch = iter(range(10**9))
+        print(bench(n, args.repeats), flush=True)
 
-        def floor() -> None:
-            torch.randperm(n).tolist()
 
-        def ours() -> None:
-            sampler.set_weights(weights)
-            sampler.set_epoch(next(epoch))
-            for _ in sampler:
-                pass
+def bench(n: int, repeats: int) -> str:
+    """One line of figures for a dataset of ``n`` samples, 10% of them weighted 3x."""
+    rng = np.random.default_rng(0)
+    weights = np.ones(n)
+    weights[rng.choice(n, n // 10, replace=False)] = 3.0
+    sampler = HardMiningSampler(n, seed=0, max_repeats=4)
+    epochs = iter(range(10**9))
 
-        t_floor = best_of(floor, args.repeats)
-        t_ours = best_of(ours, args.repeats)
-        line = f"N={n:>11,}  floor randperm+tolist {t_floor:6.2f}s  HardMiningSampler {t_ours:6.2f}s  " \
-               f"ratio {t_ours / t_floor:4.2f}x"
-        if n <= 2**24:
-            w = torch.from_numpy(weights)
-            t_wrs = best_of(lambda: list(WeightedRandomSampler(w, n, replacement=True)), 1)
-            line += f"  WeightedRandomSampler {t_wrs:6.2f}s ({t_wrs / t_ours:4.1f}x slower than ours)"
-        else:
-            try:
-                list(WeightedRandomSampler(torch.ones(n, dtype=torch.float64), 1))
-                line += "  WeightedRandomSampler: ran"
-            except RuntimeError as e:
-                line += f"  WeightedRandomSampler refuses: {str(e).splitlines()[0][:60]}"
-        print(line, flush=True)
-        del weights, sampler
+    def floor() -> None:
+        torch.randperm(n).tolist()
+
+    def ours() -> None:
+        sampler.set_weights(weights)
+        sampler.set_epoch(next(epochs))
+        for _ in sampler:
+            pass
+
+    t_floor = best_of(floor, repeats)
+    t_ours = best_of(ours, repeats)
+    line = f"N={n:>11,}  floor randperm+tolist {t_floor:6.2f}s  HardMiningSampler {t_ours:6.2f}s  " \
+           f"ratio {t_ours / t_floor:4.2f}x"
+    if n <= 2**24:
+        w = torch.from_numpy(weights)
+        t_wrs = best_of(lambda: list(WeightedRandomSampler(w, n, replacement=True)), 1)
+        return line + f"  WeightedRandomSampler {t_wrs:6.2f}s ({t_wrs / t_ours:4.1f}x slower than ours)"
+    try:
+        list(WeightedRandomSampler(torch.ones(n, dtype=torch.float64), 1))
+        return line + "  WeightedRandomSampler: ran"
+    except RuntimeError as e:
+        return line + f"  WeightedRandomSampler refuses: {str(e).splitlines()[0][:60]}"
 
 
 if __name__ == "__main__":

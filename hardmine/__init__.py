@@ -5,7 +5,8 @@ samples, and re-plan the next epochs so they are drawn more often, with the epoc
 
 Layout: ``ledger`` (per-id scores), ``triggers`` (when), ``selection`` (which), ``sampler`` (the
 fixed-length plan), ``miner`` (the orchestrator), ``config`` (the YAML block), ``distributed``
-(collectives), ``fusion`` (targets mined + auxiliary sources at fixed quotas), ``integrations.hf`` (the Hugging Face Trainer adapter, imported on demand).
+(collectives), ``fusion`` (targets mined, auxiliary sources at fixed quotas), ``integrations.hf``
+(the Hugging Face Trainer adapter, imported on demand).
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def save_state(state: dict[str, Any], path: str | PathLike[str], kind: str) -> N
     arrays: dict[str, np.ndarray] = {}
     meta = {"magic": _MAGIC, "kind": kind, "state": _split(state, arrays, "")}
     buf = io.BytesIO()
-    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types the **kwds as bool
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)

@@ -160,7 +160,8 @@ class HardMiningConfig(_Strict):
 
     def to_yaml(self) -> str:
         """The resolved block, as it would appear under ``custom.hard_sample_mining``."""
-        return yaml.safe_dump({"custom": {"hard_sample_mining": self.model_dump(mode="json")}}, sort_keys=False)
+        text: str = yaml.safe_dump({"custom": {"hard_sample_mining": self.model_dump(mode="json")}}, sort_keys=False)
+        return text
 
 
 def load_yaml_block(path: str | PathLike[str], name: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ CONTRACT_NAMES = {"HardMiningSampler", "LossLedger", "HardMiningConfig", "HardMi
 
 
 def test_contract_names_are_exported() -> None:
-    assert CONTRACT_NAMES <= set(hm.__all__)
+    assert set(hm.__all__) >= CONTRACT_NAMES
     for name in hm.__all__:
         assert getattr(hm, name) is not None
     assert isinstance(hm.__version__, str)
