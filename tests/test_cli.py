@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import hardmine as hm
 from hardmine._serialization import save_state
 from hardmine.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
 N, EPOCHS = 300, 5
 CONFIG = {"seed": 1, "trigger": {"kind": "epoch", "start_epoch": 1}, "select": {"kind": "top_k", "k": 30},
           "resample": {"hard_weight": 3.0, "max_repeats": 4}}
@@ -122,6 +124,20 @@ def test_json_export_through_the_installed_script(run: Any, tmp_path: Path) -> N
     assert [r["id"] for r in rows] == miner.mined_counts()[0].tolist()
     assert set(rows[0]) == {"id", "source", "index", "score", "observations", "epochs_mined", "mined_now",
                             "first_loss", "last_seen"}
+
+
+def test_the_readme_walkthrough(tmp_path: Path, capsys: Capture) -> None:
+    """examples/report_demo.py, then `python -m hardmine report` on what it saved."""
+    spec = importlib.util.spec_from_file_location("report_demo", ROOT / "examples" / "report_demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    miner = demo.train(tmp_path / "miner.npz", epochs=3, n=200)
+    assert miner.history[1].fired and miner.hard_ids.size == 20  # k: 10% from the end of epoch 1
+    proc = subprocess.run([sys.executable, "-m", "hardmine", "report", str(tmp_path / "miner.npz"), "--top", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(table_lines(proc.stdout)) == [0, 1, 2] and "hardest mined samples now (3 of 20" in proc.stdout
 
 
 def test_checkpoint_folders(tmp_path: Path, capsys: Capture) -> None:
