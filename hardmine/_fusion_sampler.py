@@ -19,7 +19,7 @@ from torch.utils.data import Sampler
 
 from hardmine._fusion_layout import MAX_SALT, FusionLayout
 from hardmine._validation import as_weight_array
-from hardmine.sampler import check_fillable, epoch_generator, plan_counts
+from hardmine.sampler import check_fillable, epoch_generator, plan_counts, shuffle_in_place
 
 __all__ = ["FusionSampler", "draw_subset"]
 
@@ -156,10 +156,7 @@ class FusionSampler(Sampler[int]):
                 g = epoch_generator(self.seed, self.epoch, lay.salts[s])
                 plan[start:end] = _draw_auxiliary(int(lay.sizes[s]), end - start, lay.specs[s].replacement, g)
             plan[start:end] += lay.offsets[s]  # index in the source -> flat index
-        # one in-place shuffle of the whole epoch (cheaper than randperm + gather), seeded from the
-        # epoch's private generator
-        g = epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT)
-        np.random.Generator(np.random.PCG64(int(torch.randint(2**62, (1,), generator=g)))).shuffle(plan)
+        shuffle_in_place(plan, epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT))
         result = torch.from_numpy(plan)
         self._cache = (key, result)
         return result
