@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from hardmine._report import epoch_rows  # noqa: E402
 from hardmine.miner import HardMiner, MiningEvent  # noqa: E402
@@ -38,7 +39,7 @@ def _scores_panel(ax: Any, history: list[MiningEvent]) -> None:
     mined = [e for e in history if e.score_hist.get("counts")]
     ax.set_title("Score distribution of eligible samples (dashed: cut)")
     ax.set_xlabel("score (aggregated per-sample loss)")
-    ax.set_ylabel("samples (log scale above 1)")
+    ax.set_ylabel("samples")
     if not mined:
         ax.text(0.5, 0.5, "no mining epoch yet", ha="center", va="center", transform=ax.transAxes)
         return
@@ -53,21 +54,28 @@ def _scores_panel(ax: Any, history: list[MiningEvent]) -> None:
                   fill=False, label=f"epoch {e.epoch}: {e.num_hard} mined{cut}")
         if e.score_cut is not None:
             ax.axvline(e.score_cut, color=c, linestyle="--", linewidth=1.4 if last else 0.9)
-    ax.set_yscale("symlog", linthresh=1.0)  # loss tails are long: few samples far right, zeros stay visible
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, title="end of", title_fontsize=8)
+    top = max(max(e.score_hist["counts"]) for e in shown)
+    if top > 50:  # loss tails are long: a log scale shows the few samples far right, symlog keeps zeros
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(0, top * 4)  # headroom for the legend
+        ax.set_ylabel("samples (log scale above 1)")
+    else:
+        ax.set_ylim(0, top * 1.6)
+        ax.set_ylabel("samples")
+    ax.legend(fontsize=8, title="end of", title_fontsize=8, loc="upper right")
 
 
 def _size_panel(ax: Any, history: list[MiningEvent]) -> None:
     rows = epoch_rows(history)
     epochs = [r.epoch for r in rows]
     colors = [_MINING if r.status in ("fired", "active") else _WAITING for r in rows]
-    ax.bar(epochs, [r.num_hard for r in rows], color=colors, width=0.7, label="hard-set size")
+    ax.bar(epochs, [r.num_hard for r in rows], color=colors, width=0.7)
     ax.set_title("Hard-set size and churn")
     ax.set_xlabel("epoch (end of)")
     ax.set_ylabel("mined samples")
     fired = [r.epoch for r in rows if r.status == "fired"]
-    handles, labels = ax.get_legend_handles_labels()
+    handles: list[Any] = [Patch(color=_MINING)]
+    labels = ["hard-set size"]
     for f in fired:
         line = ax.axvline(f - 0.5, color="black", linestyle=":", linewidth=1.0)
     if fired:
