@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints-dev.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints-dev.txt -e ".[dev,hf,report]"
+	$(PY) -m pip install -q -c constraints-dev.txt -e ".[dev,hf,report,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,9 +26,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_end_epoch.py
 	$(PY) benchmarks/bench_fusion.py
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hardmine tests examples benchmarks
+	$(VENV)/bin/ruff check hardmine tests examples benchmarks docs/_ext
 	$(VENV)/bin/mypy hardmine
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) site .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -71,7 +71,14 @@ class _RangeIndex:
 
 @dataclass(frozen=True)
 class LedgerStats:
-    """A snapshot of the ledger for the observed ids, ascending by id."""
+    """A snapshot of the ledger for the observed ids, ascending by id.
+
+    >>> L = LossLedger(num_ids=4)
+    >>> L.update([2, 0, 2], [1.0, 3.0, 5.0])
+    >>> s = L.stats()
+    >>> s.ids.tolist(), s.counts.tolist(), s.first.tolist()
+    ([0, 2], [1, 2], [3.0, 1.0])
+    """
 
     ids: np.ndarray  # int64
     scores: np.ndarray  # float32, the aggregate

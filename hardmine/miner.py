@@ -29,7 +29,15 @@ _SCORE_BINS = 20
 
 @dataclass
 class MiningEvent:
-    """What happened at the end of one epoch (one record of ``HardMiner.history``)."""
+    """What happened at the end of one epoch (one record of ``HardMiner.history``).
+
+    >>> miner = HardMiner({"trigger": {"kind": "epoch", "start_epoch": 0},
+    ...                    "select": {"kind": "top_k", "k": 2}}, num_samples=6)
+    >>> miner.record([0, 1, 2, 3, 4, 5], [0.1, 0.2, 0.3, 0.4, 2.0, 3.0])
+    >>> event = miner.end_epoch(0)
+    >>> event.fired, event.num_hard, event.score_cut, event.draws_hist
+    (True, 2, 2.0, [2, 2, 2])
+    """
 
     epoch: int
     triggered: bool  # mining is active for the next epoch

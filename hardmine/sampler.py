@@ -109,8 +109,9 @@ class HardMiningSampler(Sampler[int]):
         num_samples: the dataset length; ``len(sampler) == num_samples`` whatever the weights.
         seed: with the epoch and the weights, the only input to the order.
         max_repeats: cap on copies of one index in one epoch (None: no cap).
-        num_replicas, rank: shard the stream for a plain loop without accelerate (equal-length shards,
-            padded by wrapping). Leave them None under the HF Trainer / accelerate.
+        num_replicas: shard the stream over this many processes, for a plain loop without accelerate
+            (equal-length shards, padded by wrapping). Leave it None under the HF Trainer / accelerate.
+        rank: this process's shard, with ``num_replicas``.
 
     >>> s = HardMiningSampler(5, seed=0)
     >>> sorted(s)

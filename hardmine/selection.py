@@ -16,7 +16,12 @@ __all__ = ["Percentile", "Selection", "Selector", "Threshold", "TopK"]
 
 @dataclass(frozen=True)
 class Selection:
-    """The selected ids (ascending) and the score cut they satisfy (``score >= cut``; None when empty)."""
+    """The selected ids (ascending) and the score cut they satisfy (``score >= cut``; None when empty).
+
+    >>> sel = TopK(2).select(np.array([10, 11, 12]), np.array([0.5, 2.0, 1.0]))
+    >>> sel.ids.tolist(), sel.cut, len(sel)
+    ([11, 12], 1.0, 2)
+    """
 
     ids: np.ndarray
     cut: float | None
@@ -30,7 +35,15 @@ def _empty() -> Selection:
 
 
 class Selector:
-    """Base class: pick hard ids among the eligible ones."""
+    """Base class: pick hard ids among the eligible ones. One method, ``select``.
+
+    >>> class AboveMean(Selector):
+    ...     def select(self, ids, scores):
+    ...         cut = float(scores.mean())
+    ...         return Selection(ids[scores >= cut], cut)
+    >>> AboveMean().select(np.array([1, 2, 3]), np.array([1.0, 2.0, 6.0])).ids.tolist()
+    [3]
+    """
 
     def select(self, ids: np.ndarray, scores: np.ndarray) -> Selection:
         raise NotImplementedError

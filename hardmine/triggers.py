@@ -17,7 +17,17 @@ logger = logging.getLogger("hardmine")
 
 
 class Trigger:
-    """Base class: decide, at the end of an epoch, whether mining should start."""
+    """Base class: decide, at the end of an epoch, whether mining should start. One method, ``step``.
+
+    >>> class AfterLossBelow(Trigger):
+    ...     def __init__(self, level):
+    ...         self.level = level
+    ...     def step(self, epoch, metrics):
+    ...         return metrics.get("train_loss", float("inf")) < self.level
+    >>> t = AfterLossBelow(1.0)
+    >>> [t.step(e, {"train_loss": v}) for e, v in enumerate([2.0, 0.5])]
+    [False, True]
+    """
 
     def step(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         raise NotImplementedError

@@ -63,3 +63,20 @@ def _extension() -> ModuleType:
 ])
 def test_doctest_blocks_are_fenced_for_the_docs(text: str, expected: str) -> None:
     assert _extension().fence_doctests(text) == expected
+
+
+def test_api_reference_builds_strict(tmp_path: Path) -> None:
+    """`make docs`: mkdocs + mkdocstrings in strict mode, offline, with no broken reference."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent))
+    if mkdocs is None:
+        pytest.skip("mkdocs is not installed (pip install 'hardmine[docs]')")
+    proc = subprocess.run([mkdocs, "build", "--strict", "-d", str(tmp_path / "site")], cwd=DOCS.parent,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "site" / "api" / "index.html").stat().st_size > 10_000
