@@ -24,7 +24,7 @@ __all__ = ["HardMiner", "MiningEvent"]
 logger = logging.getLogger("hardmine")
 
 _STATE_VERSION = 1
-_SCORE_BINS = 20
+_SCORE_BINS = 30
 
 
 @dataclass
@@ -59,6 +59,18 @@ class MiningEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _score_histogram(scores: np.ndarray) -> dict[str, list[float]]:
+    """Counts and edges of the eligible scores; log-spaced when they are positive and span over a decade
+    (losses are heavy-tailed: linear bins would put the cut inside the first one)."""
+    x = scores.astype(np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    bins: Any = _SCORE_BINS
+    if lo > 0 and hi / lo > 10:
+        bins = np.geomspace(lo, hi, _SCORE_BINS + 1)
+    counts, edges = np.histogram(x, bins=bins)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
 def _build_trigger(cfg: HardMiningConfig) -> Trigger:
@@ -281,8 +293,7 @@ class HardMiner:
         stats = self._eligible(epoch, event)
         event.num_eligible = len(stats)
         if len(stats):
-            counts, edges = np.histogram(stats.scores.astype(np.float64), bins=_SCORE_BINS)
-            event.score_hist = {"counts": counts.tolist(), "edges": edges.tolist()}
+            event.score_hist = _score_histogram(stats.scores)
         selection: Selection = self.selector.select(stats.ids, stats.scores)
         self.hard_ids = selection.ids
         event.num_hard = len(selection)
