@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hardmine-installed
 
-.PHONY: demo test bench bench-quality docs lint clean
+.PHONY: demo demo-plain test bench bench-quality docs lint clean
 
 $(STAMP): pyproject.toml constraints-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml constraints-dev.txt
 	$(PY) -m pip install -q -c constraints-dev.txt -e ".[dev,hf,report,docs]"
 	touch $(STAMP)
 
+# the main demo: a tiny Qwen3-VL detection SFT through HardMiningTrainer (about 2-3 minutes on 2 CPU cores)
 demo: $(STAMP)
+	$(PY) examples/qwen3_vl_detection_sft.py
+
+# the same idea in a plain PyTorch loop (seconds)
+demo-plain: $(STAMP)
 	$(PY) examples/plain_loop.py
 
 # pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero code.
@@ -25,6 +30,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_ledger.py
 	$(PY) benchmarks/bench_end_epoch.py
 	$(PY) benchmarks/bench_fusion.py
+	$(PY) benchmarks/bench_hf_overhead.py
+	$(PY) benchmarks/bench_gather.py
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
