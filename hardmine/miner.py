@@ -183,6 +183,11 @@ class HardMiner:
         return self.config.enabled
 
     @property
+    def is_fusion(self) -> bool:
+        """Whether the miner trains a FusionDataset (its ids are assigned by the fusion)."""
+        return self._fusion
+
+    @property
     def custom_ids(self) -> bool:
         """Whether ids are the items' own ``sample_id`` rather than dataset indices."""
         return self._index_ids is not None

@@ -249,7 +249,7 @@ class HardMiningTrainerMixin:
         if self._hm_ids_decided:
             return
         miner = self._hm_ensure_miner()
-        if ids.own and not miner.custom_ids and not getattr(miner, "_fusion", False):
+        if ids.own and not miner.custom_ids and not miner.is_fusion:
             miner.use_custom_ids()
         self._hm_ids_decided = True
 
