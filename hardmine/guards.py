@@ -32,7 +32,8 @@ import numpy as np
 
 from hardmine.ledger import LedgerStats
 
-__all__ = ["Guard", "Learnability", "LossMixture", "LossTail", "Staleness", "apply_guards"]
+__all__ = ["GUARD_KINDS", "Guard", "Learnability", "LossMixture", "LossTail", "Staleness", "apply_guards",
+           "build_guards"]
 
 
 class Guard(ABC):
@@ -179,8 +180,8 @@ class Learnability(Guard):
     name: ClassVar[str] = "not_learning"
     _KEYS = ("ids", "ref", "pending", "tracked", "epoch")
 
-    def __init__(self, patience: int = 2, min_drop: float = 0.2, quantile: float = 0.5,
-                 smoothing: float = 0.7) -> None:
+    def __init__(self, patience: int = 2, min_drop: float = 0.15, quantile: float = 0.5,
+                 smoothing: float = 0.6) -> None:
         self.patience = _check_int("patience", patience, 1)
         self.min_drop = _check_fraction("min_drop", min_drop, low_open=False)
         self.quantile = _check_fraction("quantile", quantile, low_open=False)
@@ -295,3 +296,25 @@ def apply_guards(guards: Sequence[Guard], stats: LedgerStats,
         reasons[guard.name] = reasons.get(guard.name, 0) + int(np.count_nonzero(mask & ~union))
         union |= mask
     return union, reasons
+
+
+GUARD_KINDS: dict[str, type[Guard]] = {"learnability": Learnability, "staleness": Staleness,
+                                       "loss_tail": LossTail, "loss_mixture": LossMixture}
+
+
+def build_guards(spec: Mapping[str, Mapping[str, Any] | None] | None) -> list[Guard]:
+    """Guards from the ``guard`` config section: ``{kind: settings or None}``, in :data:`GUARD_KINDS` order.
+
+    ``None`` (the whole section or one kind) means off. Example:
+        >>> build_guards({"learnability": {"patience": 3}, "staleness": None})
+        [Learnability(patience=3, min_drop=0.15, quantile=0.5, smoothing=0.6)]
+        >>> build_guards(None)
+        []
+    """
+    if spec is None:
+        return []
+    unknown = sorted(set(spec) - set(GUARD_KINDS))
+    if unknown:
+        raise ValueError(f"unknown guard kinds {unknown}; expected some of {list(GUARD_KINDS)}")
+    return [cls(**dict(spec[kind] or {})) for kind, cls in GUARD_KINDS.items()
+            if kind in spec and spec[kind] is not None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness, apply_guards
+from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness, apply_guards, build_guards
 from hardmine.ledger import LedgerStats
 
 N_COMMON, N_RARE, N_NOISY = 900, 50, 100
@@ -164,3 +164,14 @@ def test_stateless_guards_refuse_state() -> None:
     assert LossTail().state_dict() == {}
     with pytest.raises(ValueError, match="keeps no state"):
         Staleness().load_state_dict({"x": 1})
+
+
+def test_build_guards_from_the_config_section() -> None:
+    guards = build_guards({"staleness": {"max_age": 5}, "learnability": {}, "loss_tail": None})
+    assert [type(g) for g in guards] == [Learnability, Staleness]  # fixed order: the first reason wins
+    assert guards[1].max_age == 5
+    assert build_guards({}) == [] and build_guards(None) == []
+    with pytest.raises(ValueError, match="unknown guard kinds \\['learnabilty'\\]"):
+        build_guards({"learnabilty": {}})
+    with pytest.raises(TypeError):
+        build_guards({"staleness": {"max_agee": 1}})
