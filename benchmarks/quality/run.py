@@ -47,9 +47,9 @@ def _one(job: tuple[str, str, float, int]) -> dict[str, Any]:
             "seconds": time.perf_counter() - t, **asdict(res)}
 
 
-def run(variants: Sequence[str], tasks: Sequence[str], noises: Sequence[float], seeds: int,
+def run(variants: Sequence[str], tasks: Sequence[str], noises: Sequence[float], seeds: Sequence[int],
         jobs: int) -> list[dict[str, Any]]:
-    grid = [(v, k, n, s) for k in tasks for n in noises for s in range(seeds) for v in variants]
+    grid = [(v, k, n, s) for k in tasks for n in noises for s in seeds for v in variants]
     if jobs <= 1:
         return [_one(j) for j in grid]
     with ProcessPoolExecutor(jobs) as pool:
@@ -89,6 +89,7 @@ def table(summary: Summary, variants: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1")
     p.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--noise", default=",".join(str(n) for n in NOISES))
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants.insert(0, "uniform")  # the baseline every delta is measured against
     tasks, noises = a.tasks.split(","), [float(x) for x in a.noise.split(",")]
     t = time.perf_counter()
-    rows = run(variants, tasks, noises, a.seeds, a.jobs)
+    rows = run(variants, tasks, noises, range(a.first_seed, a.first_seed + a.seeds), a.jobs)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))

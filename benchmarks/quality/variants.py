@@ -11,7 +11,7 @@ from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Stalenes
 __all__ = ["DEFAULT", "VARIANTS", "Variant", "mining_config"]
 
 
-def mining_config(hard_weight: float = 2.0, k: float = 0.2, ema_decay: float = 0.5, start_epoch: int = 2,
+def mining_config(hard_weight: float = 2.0, k: float = 0.2, ema_decay: float = 0.3, start_epoch: int = 2,
                   max_repeats: int = 4, select: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``hard_sample_mining`` block (without the guard, applied separately until the miner builds it)."""
     return {"ema_decay": ema_decay, "trigger": {"kind": "epoch", "start_epoch": start_epoch},
@@ -21,7 +21,7 @@ def mining_config(hard_weight: float = 2.0, k: float = 0.2, ema_decay: float = 0
 
 def default_guards() -> list[Guard]:
     """The proposed default guard: learnability (trend) plus staleness."""
-    return [Learnability(patience=2, min_drop=0.2, quantile=0.5, smoothing=0.7), Staleness(max_age=3)]
+    return [Learnability(patience=2, min_drop=0.15, quantile=0.5, smoothing=0.6), Staleness(max_age=3)]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Variant:
     guards: Callable[[], list[Guard]] = list
 
 
-DEFAULT = Variant("default", "proposed defaults: top 20% x2, EMA 0.5, learnability + staleness guard",
+DEFAULT = Variant("default", "proposed defaults: top 20% x2, EMA 0.3, learnability + staleness guard",
                   mining_config(), default_guards)
 
 VARIANTS: tuple[Variant, ...] = (
@@ -52,6 +52,4 @@ VARIANTS: tuple[Variant, ...] = (
             lambda: [LossTail(0.1)]),
     Variant("mixture", "two-component mixture guard alone (exclude the high component above its mean)",
             mining_config(), lambda: [LossMixture()]),
-    Variant("learn+tail10", "default guard plus the top-10% loss-tail cap", mining_config(),
-            lambda: [*default_guards(), LossTail(0.1)]),
 )
