@@ -36,6 +36,10 @@ bench: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+# mining quality vs uniform sampling on a long-tail task with label noise (CPU, under 10 minutes)
+bench-quality: $(STAMP)
+	$(PY) -m benchmarks.quality
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hardmine tests examples benchmarks docs/_ext
 	$(VENV)/bin/mypy hardmine

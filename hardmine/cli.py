@@ -204,7 +204,7 @@ def _describe_config(cfg: Any) -> list[str]:
         when = (f"mining starts once {t.monitor} has not {better}d by more than {size} for {t.patience} "
                 f"epoch(s) (ReduceLROnPlateau rules, cooldown {t.cooldown}) and stays on")
     if s.kind == "top_k":
-        which = (f"the {s.k:.0%} highest-scoring eligible ids" if s.k < 1 else
+        which = (f"as many of the highest-scoring eligible ids as {s.k:.0%} of the ids seen" if s.k < 1 else
                  f"the {int(s.k)} highest-scoring eligible ids")
     elif s.kind == "percentile":
         which = f"eligible ids scoring at or above the {s.percentile:g}th percentile"
@@ -215,9 +215,12 @@ def _describe_config(cfg: Any) -> list[str]:
     if cfg.min_observations > 1:
         need = f"; a sample needs {cfg.min_observations} observations to be eligible"
     cap = "no cap" if r.max_repeats is None else f"at most {r.max_repeats} copies of one sample per epoch"
+    guards = [f"{kind} ({', '.join(f'{k} {v:g}' for k, v in settings.items())})"
+              for kind, settings in (cfg.guard.model_dump() if cfg.guard else {}).items() if settings is not None]
     return [
         when,
         f"selects {which} (score: {agg[cfg.aggregate]} of each sample's loss{need})",
+        "noise guards: " + ("; ".join(guards) if guards else "none (guard: null)"),
         f"a mined sample is drawn {r.hard_weight:g}x as often as the rest, {cap}; "
         "the epoch length is unchanged",
     ]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "EpochTriggerConfig",
+    "GuardConfig",
     "HardMiningConfig",
     "PercentileSelectConfig",
     "PlateauTriggerConfig",
@@ -69,7 +70,7 @@ class TopKSelectConfig(_Strict):
     """The ``k`` highest scores; ``0 < k < 1`` is a fraction of the eligible ids."""
 
     kind: Literal["top_k"] = "top_k"
-    k: float = Field(0.2, gt=0, allow_inf_nan=False)
+    k: float = Field(0.1, gt=0, allow_inf_nan=False)
 
     @field_validator("k")
     @classmethod
@@ -103,8 +104,47 @@ SelectConfig = Annotated[Union[TopKSelectConfig, PercentileSelectConfig, Thresho
 class ResampleConfig(_Strict):
     """How much more often mined samples are drawn, with the epoch length unchanged."""
 
-    hard_weight: float = Field(3.0, ge=1, allow_inf_nan=False)
+    hard_weight: float = Field(2.0, ge=1, allow_inf_nan=False)
     max_repeats: Optional[int] = Field(4, ge=1)
+
+
+# ---------------------------------------------------------------------------- noise guard
+class LearnabilityGuardConfig(_Strict):
+    """Exclude high-loss ids whose loss is not falling against their own past (likely mislabeled)."""
+
+    patience: int = Field(2, ge=1)
+    min_drop: float = Field(0.15, ge=0, lt=1)
+    quantile: float = Field(0.5, ge=0, lt=1)
+    smoothing: float = Field(0.6, ge=0, lt=1)
+
+
+class StalenessGuardConfig(_Strict):
+    """Exclude ids not seen for more than ``max_age`` epochs (an old high score is not news)."""
+
+    max_age: int = Field(3, ge=0)
+
+
+class LossTailGuardConfig(_Strict):
+    """Exclude the top ``fraction`` of ids by score (opt-in)."""
+
+    fraction: float = Field(0.05, gt=0, lt=1)
+
+
+class LossMixtureGuardConfig(_Strict):
+    """Exclude the tail of the high-loss component of a two-Gaussian fit, when clearly apart (opt-in)."""
+
+    z: float = Field(0.0, allow_inf_nan=False)
+    min_posterior: float = Field(0.5, gt=0, lt=1)
+    min_separation: float = Field(2.0, ge=0)
+
+
+class GuardConfig(_Strict):
+    """Noise guards run in this order; ``null`` switches one off. Defaults chosen on the quality benchmark."""
+
+    learnability: Optional[LearnabilityGuardConfig] = Field(default_factory=LearnabilityGuardConfig)
+    staleness: Optional[StalenessGuardConfig] = Field(default_factory=StalenessGuardConfig)
+    loss_tail: Optional[LossTailGuardConfig] = None
+    loss_mixture: Optional[LossMixtureGuardConfig] = None
 
 
 # ---------------------------------------------------------------------------- the block
@@ -129,11 +169,12 @@ class HardMiningConfig(_Strict):
     enabled: bool = True
     seed: Optional[int] = Field(None, ge=0)
     aggregate: Literal["ema", "mean", "max", "last"] = "ema"
-    ema_decay: float = Field(0.9, ge=0, lt=1)
+    ema_decay: float = Field(0.3, ge=0, lt=1)
     min_observations: int = Field(1, ge=1)
     trigger: TriggerConfig = Field(default_factory=EpochTriggerConfig)
     select: SelectConfig = Field(default_factory=TopKSelectConfig)
     resample: ResampleConfig = Field(default_factory=ResampleConfig)
+    guard: Optional[GuardConfig] = Field(default_factory=GuardConfig)  # null: no noise guard
 
     @model_validator(mode="before")
     @classmethod

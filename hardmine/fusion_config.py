@@ -124,7 +124,8 @@ def _mapping_child(node: yaml.Node | None, key: str) -> yaml.Node | None:
         return None
     for k, v in node.value:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
-            return v
+            child: yaml.Node = v
+            return child
     return None
 
 

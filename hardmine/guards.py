@@ -40,6 +40,7 @@ class Guard(ABC):
     """Base of every noise guard: one method, :meth:`exclude`, and a ``name`` used as the reason key."""
 
     name: ClassVar[str] = "guard"
+    label: ClassVar[str] = "excluded by a guard"  # how logs say why: "12 excluded as <label>"
 
     @abstractmethod
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
@@ -88,6 +89,7 @@ class LossTail(Guard):
     """
 
     name: ClassVar[str] = "loss_tail"
+    label: ClassVar[str] = "likely noise (extreme loss)"
 
     def __init__(self, fraction: float = 0.05) -> None:
         self.fraction = _check_fraction("fraction", fraction)
@@ -137,6 +139,7 @@ class LossMixture(Guard):
     """
 
     name: ClassVar[str] = "loss_mixture"
+    label: ClassVar[str] = "likely noise (high-loss mode)"
 
     def __init__(self, z: float = 0.0, min_posterior: float = 0.5, min_separation: float = 2.0,
                  min_ids: int = 50, iterations: int = 30) -> None:
@@ -178,6 +181,7 @@ class Learnability(Guard):
     """
 
     name: ClassVar[str] = "not_learning"
+    label: ClassVar[str] = "likely noise (loss not falling)"
     _KEYS = ("ids", "ref", "pending", "tracked", "epoch")
 
     def __init__(self, patience: int = 2, min_drop: float = 0.15, quantile: float = 0.5,
@@ -262,6 +266,7 @@ class Staleness(Guard):
     """
 
     name: ClassVar[str] = "stale"
+    label: ClassVar[str] = "stale (not seen lately)"
 
     def __init__(self, max_age: int = 3) -> None:
         self.max_age = _check_int("max_age", max_age, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -14,6 +15,7 @@ from hardmine import distributed
 from hardmine._serialization import load_state, save_state
 from hardmine._validation import as_id_array, as_loss_array
 from hardmine.config import HardMiningConfig
+from hardmine.guards import Guard, apply_guards, build_guards
 from hardmine.ledger import LedgerStats, LossLedger
 from hardmine.sampler import HardMiningSampler
 from hardmine.selection import Percentile, Selection, Selector, Threshold, TopK
@@ -36,7 +38,7 @@ class MiningEvent:
     >>> miner.record([0, 1, 2, 3, 4, 5], [0.1, 0.2, 0.3, 0.4, 2.0, 3.0])
     >>> event = miner.end_epoch(0)
     >>> event.fired, event.num_hard, event.score_cut, event.draws_hist
-    (True, 2, 2.0, [2, 2, 2])
+    (True, 2, 2.0, [1, 4, 1])
     """
 
     epoch: int
@@ -117,6 +119,8 @@ class HardMiner:
         sample_ids: int64 array mapping each dataset index to its logical id (default: the index).
         custom_ids: items carry their own arbitrary ``sample_id``; the index -> id map is learned from
             ``record(..., indices=...)``.
+        guards: :class:`~hardmine.guards.Guard` objects to use instead of the config's ``guard`` section
+            (your own guards, or ``[]`` for none).
 
     Example (a plain loop):
         >>> miner = HardMiner({"trigger": {"kind": "epoch", "start_epoch": 0},
@@ -132,7 +136,7 @@ class HardMiner:
 
     def __init__(self, config: HardMiningConfig | dict[str, Any] | str | PathLike[str] | None = None, *,
                  num_samples: int | None = None, dataset: Any = None, seed: int | None = None,
-                 sample_ids: Any = None, custom_ids: bool = False) -> None:
+                 sample_ids: Any = None, custom_ids: bool = False, guards: Sequence[Guard] | None = None) -> None:
         self.config = _coerce_config(config)
         cfg = self.config
         if dataset is not None:
@@ -168,6 +172,8 @@ class HardMiner:
                 self.ledger = LossLedger(cfg.aggregate, cfg.ema_decay, num_ids=self.num_samples)
         self.trigger = _build_trigger(cfg)
         self.selector = _build_selector(cfg)
+        self.guards: list[Guard] = (list(guards) if guards is not None else
+                                    build_guards(None if cfg.guard is None else cfg.guard.model_dump()))
         self.active = False
         self.hard_ids = np.empty(0, dtype=np.int64)
         self.history: list[MiningEvent] = []
@@ -261,8 +267,13 @@ class HardMiner:
         event = MiningEvent(epoch=epoch, triggered=self.active, fired=fired, num_observed=int(ids.size),
                             metric=None if monitor is None or monitor not in metrics else float(metrics[monitor]))
         previous = self.hard_ids
+        stats = self._eligible()
+        num_seen_eligible = len(stats)  # a top-k fraction is of these ids, guards or not
+        if self.guards:  # every epoch, also before the trigger: stateful guards follow each id's trend
+            excluded, event.excluded = apply_guards(self.guards, stats, epoch)
+            stats = stats.subset(~excluded)
         if self.active:
-            self._mine(epoch, event)
+            self._mine(stats, event, num_seen_eligible)
         else:
             event.reason = "trigger has not fired"
         event.num_seen = len(self.ledger)
@@ -288,18 +299,22 @@ class HardMiner:
         return [np.concatenate([b[i] for b in self._buf]) if self._buf else np.empty(0, dt)
                 for i, dt in enumerate((np.int64, np.float64, np.int64))]
 
-    def _eligible(self, epoch: int, event: MiningEvent) -> LedgerStats:
+    def _eligible(self) -> LedgerStats:
+        """Ids that may be mined: seen ``min_observations`` times and, in a fusion, from a target source."""
         stats = self.ledger.stats(self.config.min_observations)
         if self._fusion:
             stats = stats.subset(self.ledger_slots(stats.ids) < self.num_weighted)
         return stats
 
-    def _mine(self, epoch: int, event: MiningEvent) -> None:
-        stats = self._eligible(epoch, event)
+    def _mine(self, stats: LedgerStats, event: MiningEvent, num_seen: int) -> None:
         event.num_eligible = len(stats)
         if len(stats):
             event.score_hist = _score_histogram(stats.scores)
-        selection: Selection = self.selector.select(stats.ids, stats.scores)
+        selector = self.selector
+        if isinstance(selector, TopK) and selector.k < 1:  # "a fraction of seen ids", not of what guards left
+            count = selector.count(num_seen)
+            selector = TopK(count) if count else selector
+        selection: Selection = selector.select(stats.ids, stats.scores)
         self.hard_ids = selection.ids
         event.num_hard = len(selection)
         event.score_cut = selection.cut
@@ -354,7 +369,8 @@ class HardMiner:
             return
         head = "mining triggered at epoch" if event.fired else "mining at epoch"
         cut = "n/a" if event.score_cut is None else f"{event.score_cut:.4g}"
-        extra = "".join(f"; {n} excluded as {r}" for r, n in event.excluded.items() if n)
+        labels = {g.name: g.label for g in self.guards}
+        extra = "".join(f"; {n} excluded as {labels.get(r, r)}" for r, n in event.excluded.items() if n)
         ratio = "" if event.draw_ratio is None else f"; mined samples drawn {event.draw_ratio:.2f}x as often next epoch"
         why = f" ({event.reason})" if event.reason and not event.num_hard else ""
         logger.info("hardmine: %s %d: %d hard samples (score >= %s)%s%s%s", head, event.epoch, event.num_hard, cut,
@@ -376,6 +392,7 @@ class HardMiner:
             "index_ids": None if self._index_ids is None else self._index_ids.copy(),
             "ledger": self.ledger.state_dict(),
             "trigger": self.trigger.state_dict(),
+            "guards": [g.state_dict() for g in self.guards],
             "sampler": self.sampler.state_dict(),
             "history": [e.to_dict() for e in self.history],
             "pending": {"ids": local[0], "losses": local[1], "indices": local[2]},
@@ -402,6 +419,12 @@ class HardMiner:
             self._index_ids = as_id_array(index_ids, "index_ids")
         self.ledger.load_state_dict(state["ledger"])
         self.trigger.load_state_dict(state["trigger"])
+        guard_states = state.get("guards", [])
+        if len(guard_states) != len(self.guards):
+            raise ValueError(f"HardMiner state holds {len(guard_states)} guard state(s), but this miner runs "
+                             f"{len(self.guards)} guard(s): {self.guards}")
+        for guard, guard_state in zip(self.guards, guard_states):
+            guard.load_state_dict(guard_state)
         self.sampler.load_state_dict(state["sampler"])
         self.seed = int(state["seed"])
         self._load_results(state)

@@ -67,7 +67,7 @@ def test_table_has_one_row_per_epoch_matching_the_history(run: Any, capsys: Capt
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("epoch"))
-    for col in ("status", "hard", "cut", "seen", "eligible", "excluded", "overlap", "churn", "x drawn"):
+    for col in ("status", "hard", "cut", "seen", "eligible", "excl", "overlap", "churn", "x drawn"):
         assert col in header
     rows = table_lines(out)
     assert sorted(rows) == [e.epoch for e in miner.history] == list(range(EPOCHS))
@@ -311,13 +311,13 @@ def test_validate_prints_the_resolved_settings(tmp_path: Path, capsys: Capture) 
     out = capsys.readouterr().out
     assert "custom.hard_sample_mining is valid" in out
     assert "once eval_loss has not decreased by more than 0.01 relative for 3 epoch(s)" in out
-    assert "the 5% highest-scoring eligible ids" in out
+    assert "as many of the highest-scoring eligible ids as 5% of the ids seen" in out
     resolved = out.split("resolved settings:\n")[1]
     import yaml
 
     block = yaml.safe_load(resolved)["custom"]["hard_sample_mining"]
     assert hm.HardMiningConfig.model_validate(block) == hm.HardMiningConfig.from_yaml(path)
-    assert block["resample"] == {"hard_weight": 3.0, "max_repeats": 4}
+    assert block["resample"] == {"hard_weight": 2.0, "max_repeats": 4}
 
 
 @pytest.mark.parametrize(("block", "expected"), [

@@ -18,7 +18,7 @@ from hardmine.fusion import FusionDataset, Pool, decode_ids
 from tests.strategies_fusion import FusionSpec, fusion_specs
 
 CFG = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 5},
-       "resample": {"hard_weight": 4.0, "max_repeats": 4}}
+       "resample": {"hard_weight": 4.0, "max_repeats": 4}, "guard": None}  # quotas, not noise, are tested here
 
 
 def loss_of(fusion: FusionDataset, ids: np.ndarray) -> np.ndarray:

@@ -20,8 +20,9 @@ DIFFICULTY = np.linspace(0.0, 1.0, N)  # sample i has loss ~ i / N: the last one
 
 
 def config(**overrides: object) -> dict:
+    """Mechanics tests run without a noise guard (constant losses are what the guard excludes)."""
     base = {"seed": 3, "trigger": {"kind": "epoch", "start_epoch": 1}, "select": {"kind": "top_k", "k": 20},
-            "resample": {"hard_weight": 4.0, "max_repeats": 4}}
+            "resample": {"hard_weight": 4.0, "max_repeats": 4}, "guard": None}
     base.update(overrides)
     return base
 
@@ -108,8 +109,27 @@ def test_custom_ids_weight_every_index_of_a_logical_sample() -> None:
     assert weights is not None and np.flatnonzero(weights > 1).tolist() == list(range(N - 10, N))
 
 
+def test_default_guard_excludes_flat_high_losses_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Samples whose loss never falls are kept out of the hard set; falling ones are mined."""
+    miner = hm.HardMiner({"seed": 3, "trigger": {"kind": "epoch", "start_epoch": 2},
+                          "select": {"kind": "top_k", "k": 20}}, num_samples=N)
+    assert [g.name for g in miner.guards] == ["not_learning", "stale"]
+    flat = np.arange(N - 20, N)  # highest, flat loss: what a mislabeled sample looks like
+    with caplog.at_level(logging.INFO, logger="hardmine"):
+        for epoch in range(4):
+            miner.sampler.set_epoch(epoch)
+            idx = np.array(list(miner.sampler))
+            losses = np.where(idx >= N - 20, 5.0, 3.0 * DIFFICULTY[idx] / (1 + epoch))
+            miner.record(idx, losses)
+            event = miner.end_epoch(epoch)
+    assert event.excluded["not_learning"] >= 20
+    assert not np.isin(miner.hard_ids, flat).any() and event.num_hard == 20
+    assert any("excluded as likely noise (loss not falling)" in r.message for r in caplog.records)
+
+
 def test_resume_mid_epoch_is_bit_for_bit(tmp_path: Path) -> None:
-    full = hm.HardMiner(config(aggregate="ema", ema_decay=0.7), num_samples=N)
+    """With the default guards (stateful) and an EMA: the resumed run is the uninterrupted one."""
+    full = hm.HardMiner(config(aggregate="ema", ema_decay=0.7, guard={}), num_samples=N)
     for epoch in range(2):
         run_epoch(full, epoch)
         full.end_epoch(epoch)

@@ -2,8 +2,8 @@
 
 The loop drives :class:`hardmine.HardMiner` exactly as a user's plain loop would: iterate
 ``miner.sampler``, ``miner.record(ids, per_sample_losses)`` every step, ``miner.end_epoch(epoch)`` at
-the end of every epoch. Guards are passed as :mod:`hardmine.guards` objects; until the miner builds
-them from its config, :class:`GuardedMiner` applies them at the miner's selection seam.
+the end of every epoch. Guards are passed as :mod:`hardmine.guards` objects (``HardMiner(..., guards=)``),
+so every variant, also "no guard", is explicit whatever the config's ``guard`` default.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import torch
 
 from benchmarks.quality.task import Task
 from hardmine import HardMiner
-from hardmine.guards import Guard, apply_guards
-from hardmine.ledger import LedgerStats
-from hardmine.miner import MiningEvent
+from hardmine.guards import Guard
 
-__all__ = ["GuardedMiner", "RunResult", "TrainSettings", "train"]
+__all__ = ["RunResult", "TrainSettings", "train"]
 
 EPOCHS = 20
 BATCH = 64
@@ -48,43 +46,23 @@ class RunResult:
     hard_rare: float = float("nan")  # share of the last mined set that is clean rare
 
 
-class GuardedMiner(HardMiner):
-    """A HardMiner that runs ``guards`` every epoch and keeps their excluded ids out of selection."""
-
-    def __init__(self, *args: Any, guards: Sequence[Guard] = (), **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.guards = list(guards)
-        self._epoch_excluded: dict[str, int] = {}
-
-    def _eligible(self, epoch: int, event: MiningEvent) -> LedgerStats:
-        stats = super()._eligible(epoch, event)
-        if not self.guards:
-            return stats
-        mask, reasons = apply_guards(self.guards, stats, epoch)
-        event.excluded = reasons
-        return stats.subset(~mask)
-
-    def end_epoch(self, epoch: int, metrics: dict[str, float] | None = None) -> MiningEvent:
-        event = super().end_epoch(epoch, metrics)
-        if not self.active and self.guards:  # stateful guards track the trend before mining starts
-            apply_guards(self.guards, self.ledger.stats(self.config.min_observations), epoch)
-        return event
-
-
 def _model(d: int, hidden: int, k: int) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
                                torch.nn.ReLU(), torch.nn.Linear(hidden, k))
 
 
-def train(task: Task, seed: int, mining: dict[str, Any] | None, guards: Sequence[Guard] = (),
+def train(task: Task, seed: int, mining: dict[str, Any] | None, guards: Sequence[Guard] | None = (),
           settings: TrainSettings = TrainSettings()) -> RunResult:
-    """Train for ``settings.epochs`` epochs of ``len(task.x)`` samples; ``mining=None`` is uniform."""
+    """Train for ``settings.epochs`` epochs of ``len(task.x)`` samples; ``mining=None`` is uniform.
+
+    ``guards=None`` uses the config's ``guard`` section (the shipped default when ``mining`` has none)."""
     torch.manual_seed(seed)
     x, y = torch.from_numpy(task.x), torch.from_numpy(task.y)
     n = len(y)
     model = _model(x.shape[1], settings.hidden, task.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    miner = None if mining is None else GuardedMiner({**mining, "seed": seed}, num_samples=n, guards=guards)
+    miner = None if mining is None else HardMiner({**mining, "seed": seed}, num_samples=n,
+                                                 guards=None if guards is None else list(guards))
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(settings.epochs):
         if miner is not None:

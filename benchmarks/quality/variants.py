@@ -11,9 +11,9 @@ from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Stalenes
 __all__ = ["DEFAULT", "VARIANTS", "Variant", "mining_config"]
 
 
-def mining_config(hard_weight: float = 2.0, k: float = 0.2, ema_decay: float = 0.3, start_epoch: int = 2,
+def mining_config(hard_weight: float = 2.0, k: float = 0.1, ema_decay: float = 0.3, start_epoch: int = 2,
                   max_repeats: int = 4, select: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ``hard_sample_mining`` block (without the guard, applied separately until the miner builds it)."""
+    """A ``hard_sample_mining`` block; its guards are given per variant (``HardMiner(..., guards=)``)."""
     return {"ema_decay": ema_decay, "trigger": {"kind": "epoch", "start_epoch": start_epoch},
             "select": select or {"kind": "top_k", "k": k},
             "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats}}
@@ -29,17 +29,17 @@ class Variant:
     name: str
     description: str
     mining: dict[str, Any] | None  # None: uniform sampling
-    guards: Callable[[], list[Guard]] = list
+    guards: Callable[[], list[Guard] | None] = list  # returning None: the config's own guard section
 
 
-DEFAULT = Variant("default", "proposed defaults: top 20% x2, EMA 0.3, learnability + staleness guard",
-                  mining_config(), default_guards)
+DEFAULT = Variant("default", "hardmine's defaults as shipped: top 10% x2 from epoch 2, EMA 0.3, learnability + "
+                  "staleness guard", {}, lambda: None)
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("uniform", "uniform sampling (no mining)", None),
     Variant("naive_x4", "the removed feature: top 20% x4 by EMA loss, no guard",
-            mining_config(hard_weight=4.0)),
-    Variant("no_guard", "defaults without the guard (top 20% x2)", mining_config()),
+            mining_config(hard_weight=4.0, k=0.2)),
+    Variant("no_guard", "defaults without the guard (top 10% x2)", mining_config()),
     DEFAULT,
     Variant("default_x4", "defaults with hard_weight 4", mining_config(hard_weight=4.0), default_guards),
     Variant("pct90", "defaults with select percentile 90", mining_config(select={"kind": "percentile",

@@ -17,7 +17,8 @@ def main(out: Path) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     n = 101
     miner = hm.HardMiner({"trigger": {"kind": "epoch", "start_epoch": 1}, "select": {"kind": "top_k", "k": 10},
-                          "resample": {"hard_weight": 3.0, "max_repeats": 4}}, num_samples=n, seed=5)
+                          "resample": {"hard_weight": 3.0, "max_repeats": 4}, "guard": None},
+                         num_samples=n, seed=5)
     difficulty = np.linspace(0.0, 2.0, n)
     events = []
     for epoch in range(3):
