@@ -49,9 +49,10 @@ PATH is one of
 
 Columns: status (waiting = trigger not fired yet, fired = mining started at this epoch, active), hard (size
 of the mined set), cut (lowest score in it), seen / eligible (ids in the ledger / ids that could be mined),
-excluded (kept out by noise guards), overlap (ids shared with the previous epoch's set) and churn (share of
-the set that is new), x drawn (a mined sample is drawn this many times as often as another next epoch),
-mined draws (share of next epoch's draws that go to mined samples), then draws per source (fusion runs).
+excl:<guard> (ids the unguarded selection would have mined that this noise guard kept out), overlap (ids
+shared with the previous epoch's set) and churn (share of the set that is new), x drawn (a mined sample is
+drawn this many times as often as another next epoch), mined draws (share of next epoch's draws that go to
+mined samples), then draws per source (fusion runs).
 """
 
 _VALIDATE_HELP = """\

@@ -33,7 +33,7 @@ import numpy as np
 from hardmine.ledger import LedgerStats
 
 __all__ = ["GUARD_KINDS", "Guard", "Learnability", "LossMixture", "LossTail", "Staleness", "apply_guards",
-           "build_guards"]
+           "attribute", "build_guards", "count_reasons"]
 
 
 class Guard(ABC):
@@ -275,9 +275,34 @@ class Staleness(Guard):
         return (int(epoch) - stats.last_seen.astype(np.int64)) > self.max_age
 
 
+def attribute(guards: Sequence[Guard], stats: LedgerStats, epoch: int) -> np.ndarray:
+    """Run every guard (stateful ones must see every epoch) and say who excluded each id.
+
+    Returns an int array aligned with ``stats.ids``: the position in ``guards`` of the first guard that
+    excluded the id, or -1 where none did.
+    """
+    who = np.full(len(stats), -1, dtype=np.int64)
+    for i, guard in enumerate(guards):
+        mask = np.asarray(guard.exclude(stats, epoch), dtype=bool)
+        if mask.shape != who.shape:
+            raise ValueError(f"{type(guard).__name__}.exclude returned shape {mask.shape}, "
+                             f"expected {who.shape} (one flag per id in stats)")
+        who[(who < 0) & mask] = i
+    return who
+
+
+def count_reasons(guards: Sequence[Guard], who: np.ndarray) -> dict[str, int]:
+    """``{guard.name: number of ids in who attributed to it}`` (see :func:`attribute`)."""
+    counts = np.bincount(who[who >= 0], minlength=len(guards))
+    reasons: dict[str, int] = {}
+    for guard, n in zip(guards, counts.tolist()):
+        reasons[guard.name] = reasons.get(guard.name, 0) + int(n)
+    return reasons
+
+
 def apply_guards(guards: Sequence[Guard], stats: LedgerStats,
                  epoch: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Run every guard (stateful ones must see every epoch) and combine their masks.
+    """Run every guard and combine their masks.
 
     Returns the union mask and ``{guard.name: count}``, each excluded id counted once, under the
     first guard (in order) that excluded it.
@@ -291,16 +316,8 @@ def apply_guards(guards: Sequence[Guard], stats: LedgerStats,
         >>> mask.tolist(), reasons
         ([True, False, False, True], {'loss_tail': 1, 'stale': 1})
     """
-    union = np.zeros(len(stats), dtype=bool)
-    reasons: dict[str, int] = {}
-    for guard in guards:
-        mask = np.asarray(guard.exclude(stats, epoch), dtype=bool)
-        if mask.shape != union.shape:
-            raise ValueError(f"{type(guard).__name__}.exclude returned shape {mask.shape}, "
-                             f"expected {union.shape} (one flag per id in stats)")
-        reasons[guard.name] = reasons.get(guard.name, 0) + int(np.count_nonzero(mask & ~union))
-        union |= mask
-    return union, reasons
+    who = attribute(guards, stats, epoch)
+    return who >= 0, count_reasons(guards, who)
 
 
 GUARD_KINDS: dict[str, type[Guard]] = {"learnability": Learnability, "staleness": Staleness,

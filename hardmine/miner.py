@@ -15,7 +15,7 @@ from hardmine import distributed
 from hardmine._serialization import load_state, save_state
 from hardmine._validation import as_id_array, as_loss_array
 from hardmine.config import HardMiningConfig
-from hardmine.guards import Guard, apply_guards, build_guards
+from hardmine.guards import Guard, attribute, build_guards, count_reasons
 from hardmine.ledger import LedgerStats, LossLedger
 from hardmine.sampler import HardMiningSampler
 from hardmine.selection import Percentile, Selection, Selector, Threshold, TopK
@@ -50,7 +50,7 @@ class MiningEvent:
     num_eligible: int = 0  # ids that could be selected (observations, source, guards)
     num_observed: int = 0  # (id, loss) pairs gathered this epoch, all ranks
     num_skipped: int = 0  # non-finite losses skipped so far
-    excluded: dict[str, int] = field(default_factory=dict)  # reason -> ids kept out of selection
+    excluded: dict[str, int] = field(default_factory=dict)  # guard -> ids it kept out of the hard set
     reason: str | None = None  # why nothing was mined, when nothing was
     per_source: dict[str, int] = field(default_factory=dict)  # draws per source in the next epoch
     overlap_prev: int | None = None  # hard ids shared with the previous epoch's set
@@ -268,12 +268,13 @@ class HardMiner:
                             metric=None if monitor is None or monitor not in metrics else float(metrics[monitor]))
         previous = self.hard_ids
         stats = self._eligible()
-        num_seen_eligible = len(stats)  # a top-k fraction is of these ids, guards or not
-        if self.guards:  # every epoch, also before the trigger: stateful guards follow each id's trend
-            excluded, event.excluded = apply_guards(self.guards, stats, epoch)
-            stats = stats.subset(~excluded)
+        # every epoch, also before the trigger: stateful guards follow each id's trend
+        who = attribute(self.guards, stats, epoch) if self.guards else np.full(len(stats), -1)
         if self.active:
-            self._mine(stats, event, num_seen_eligible)
+            self._mine(stats.subset(who < 0), event, num_seen=len(stats))
+            if self.guards:  # what the guards changed: ids the unguarded selection would have mined
+                would = self._select(stats, len(stats)).ids
+                event.excluded = count_reasons(self.guards, who[np.searchsorted(stats.ids, would)])
         else:
             event.reason = "trigger has not fired"
         event.num_seen = len(self.ledger)
@@ -306,15 +307,20 @@ class HardMiner:
             stats = stats.subset(self.ledger_slots(stats.ids) < self.num_weighted)
         return stats
 
+    def _select(self, stats: LedgerStats, num_seen: int) -> Selection:
+        """The selector on ``stats``; a top-k fraction is of ``num_seen`` ids, not of what guards left."""
+        selector = self.selector
+        if isinstance(selector, TopK) and selector.k < 1:
+            count = selector.count(num_seen)
+            selector = TopK(count) if count else selector
+        return selector.select(stats.ids, stats.scores)
+
     def _mine(self, stats: LedgerStats, event: MiningEvent, num_seen: int) -> None:
+        """Select among ``stats`` (eligible, past the guards) and re-weight the next epoch's plan."""
         event.num_eligible = len(stats)
         if len(stats):
             event.score_hist = _score_histogram(stats.scores)
-        selector = self.selector
-        if isinstance(selector, TopK) and selector.k < 1:  # "a fraction of seen ids", not of what guards left
-            count = selector.count(num_seen)
-            selector = TopK(count) if count else selector
-        selection: Selection = selector.select(stats.ids, stats.scores)
+        selection = self._select(stats, num_seen)
         self.hard_ids = selection.ids
         event.num_hard = len(selection)
         event.score_cut = selection.cut
