@@ -84,6 +84,13 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
         "steps": trainer.state.global_step,
     }
     (out / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
+    # tear the gloo group down before the interpreter exits: left to process exit, its threads can
+    # race the shutdown ("terminate called without an active exception", SIGABRT on one rank)
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
