@@ -179,7 +179,7 @@ class HardMiner:
         self.history: list[MiningEvent] = []
         self._mined_ids = np.empty(0, dtype=np.int64)  # every id ever mined, with how many epochs
         self._mined_epochs = np.empty(0, dtype=np.int64)
-        self._buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._buf: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []  # (ids, losses, indices)
         # the fusion layout (sources, sizes, id codes): decodes ids in reports, also without the data
         self.fusion_description: dict[str, Any] | None = dataset.describe() if self._fusion else None
 
@@ -224,9 +224,8 @@ class HardMiner:
         if ids_a.size != losses_a.size:
             raise ValueError(f"ids and losses must have the same length, but got {ids_a.size} ids and "
                              f"{losses_a.size} losses")
-        if indices is None:
-            idx = np.full(ids_a.size, -1, dtype=np.int64)
-        else:
+        idx = None
+        if indices is not None:
             idx = as_id_array(indices, "indices")
             if idx.size != ids_a.size:
                 raise ValueError(f"indices and ids must have the same length, but got {idx.size} indices and "
@@ -236,7 +235,7 @@ class HardMiner:
                                  f"{int(idx[(idx < 0) | (idx >= self.num_samples)][0])}")
         self.ledger.check_ids(ids_a)
         if ids_a.size:
-            self._buf.append((ids_a, losses_a.astype(np.float64), idx))
+            self._buf.append((ids_a, losses_a, idx))
 
     # ------------------------------------------------------------------ per epoch
     def end_epoch(self, epoch: int, metrics: dict[str, float] | None = None) -> MiningEvent:
@@ -294,11 +293,13 @@ class HardMiner:
         return ids, losses, indices
 
     def _local_records(self) -> list[np.ndarray]:
-        """This rank's buffered (ids, losses, indices), each as one array."""
-        if len(self._buf) == 1:
-            return list(self._buf[0])
-        return [np.concatenate([b[i] for b in self._buf]) if self._buf else np.empty(0, dt)
-                for i, dt in enumerate((np.int64, np.float64, np.int64))]
+        """This rank's buffered (ids, losses as float64, indices or -1), each as one array."""
+        ids = np.concatenate([b[0] for b in self._buf]) if self._buf else np.empty(0, np.int64)
+        losses = np.concatenate([b[1] for b in self._buf]).astype(np.float64) if self._buf else np.empty(0)
+        if all(b[2] is None for b in self._buf):
+            return [ids, losses, np.full(ids.size, -1, dtype=np.int64)]
+        indices = np.concatenate([np.full(b[0].size, -1, np.int64) if b[2] is None else b[2] for b in self._buf])
+        return [ids, losses, indices]
 
     def _eligible(self) -> LedgerStats:
         """Ids that may be mined: seen ``min_observations`` times and, in a fusion, from a target source."""
@@ -346,10 +347,14 @@ class HardMiner:
         return self.ledger_slots(hard_ids)
 
     def _count_mined(self, ids: np.ndarray) -> None:
-        merged = np.concatenate([self._mined_ids, ids])
-        epochs = np.concatenate([self._mined_epochs, np.ones(ids.size, dtype=np.int64)])
-        uniq, inverse = np.unique(merged, return_inverse=True)
-        self._mined_ids, self._mined_epochs = uniq, np.bincount(inverse, weights=epochs).astype(np.int64)
+        """Add one mined epoch to each of ``ids`` (ascending, unique) in the running (id, epochs) table."""
+        keys = np.concatenate([self._mined_ids, ids])
+        keys.sort(kind="stable")  # two sorted runs: a linear merge
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
+        epochs = np.zeros(keys.size, dtype=np.int64)
+        epochs[np.searchsorted(keys, self._mined_ids)] = self._mined_epochs
+        epochs[np.searchsorted(keys, ids)] += 1
+        self._mined_ids, self._mined_epochs = keys, epochs
 
     def mined_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Every id mined so far and in how many epochs it was mined."""
