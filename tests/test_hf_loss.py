@@ -10,7 +10,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("transformers")
 
-from transformers import Qwen3Config, Qwen3ForCausalLM  # noqa: E402
+from transformers import Qwen3ForCausalLM  # noqa: E402
 from transformers.loss.loss_utils import ForCausalLMLoss  # noqa: E402
 
 from hardmine.integrations._hf_loss import (  # noqa: E402
@@ -21,21 +21,12 @@ from hardmine.integrations._hf_loss import (  # noqa: E402
     token_losses_from_hidden,
     token_losses_from_logits,
 )
-
-VOCAB = 64
+from tests.hf_tiny import VOCAB, tiny_qwen3  # noqa: E402
 
 
 def _tiny_lm(seed: int = 0) -> Qwen3ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(
-        vocab_size=VOCAB,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=8,
-    )
-    return Qwen3ForCausalLM(cfg).eval()
+    model: Qwen3ForCausalLM = tiny_qwen3(seed).eval()
+    return model
 
 
 def _labels(rows: int, width: int, seed: int = 1) -> torch.Tensor:
