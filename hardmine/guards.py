@@ -225,9 +225,8 @@ class Learnability(Guard):
         hit = pos < self._ids.size
         hit[hit] = self._ids[pos[hit]] == ids[hit]
         if not hit.all():
-            merged = np.concatenate([self._ids, np.unique(ids[~hit]) if ids.size < 2 else np.sort(ids[~hit])])
+            merged = np.concatenate([self._ids, np.sort(ids[~hit])])  # stats ids are unique
             merged.sort(kind="stable")  # two sorted, disjoint runs: a linear merge (np.union1d hashes, slowly)
-            merged = merged[np.r_[True, merged[1:] != merged[:-1]]] if merged.size else merged
             old = np.searchsorted(merged, self._ids)
             ref = np.zeros(merged.size, np.float32)
             pending = np.full(merged.size, np.nan, np.float32)

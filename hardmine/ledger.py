@@ -161,6 +161,14 @@ class LossLedger:
         if ids_a.size:
             self._pending.append((ids_a, losses_a))
 
+    def extend(self, ids: np.ndarray, losses: np.ndarray) -> None:
+        """:meth:`update` for arrays handed over for good: int64 ids already checked with :meth:`check_ids`,
+        1-D float losses of the same length. No validation, no copies (the miner's epoch fold)."""
+        if ids.shape != losses.shape:
+            raise ValueError(f"ids and losses must have the same length, but got {ids.size} and {losses.size}")
+        if ids.size:
+            self._pending.append((ids, losses))
+
     def set_epoch(self, epoch: int) -> None:
         """Fold what is buffered, then stamp later observations with ``epoch``."""
         self._fold()

@@ -68,10 +68,10 @@ def _score_histogram(scores: np.ndarray) -> dict[str, list[float]]:
     (losses are heavy-tailed: linear bins would put the cut inside the first one)."""
     x = scores.astype(np.float64)
     lo, hi = float(x.min()), float(x.max())
-    bins: Any = _SCORE_BINS
-    if lo > 0 and hi / lo > 10:
-        bins = np.geomspace(lo, hi, _SCORE_BINS + 1)
-    counts, edges = np.histogram(x, bins=bins)
+    if lo > 0 and hi / lo > 10:  # uniform bins of log(score): NumPy's fast path, then back to scores
+        counts, log_edges = np.histogram(np.log(x), bins=_SCORE_BINS, range=(np.log(lo), np.log(hi)))
+        return {"counts": counts.tolist(), "edges": np.exp(log_edges).tolist()}
+    counts, edges = np.histogram(x, bins=_SCORE_BINS)
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
@@ -249,11 +249,11 @@ class HardMiner:
             self.history.append(event)
             return event
         ids, losses, indices = self._gather()
-        if self._index_ids is not None:
+        if self._index_ids is not None and indices is not None:
             known = indices >= 0
             self._index_ids[indices[known]] = ids[known]
         self.ledger.set_epoch(epoch)
-        self.ledger.update(ids, losses)
+        self.ledger.extend(ids, losses)  # checked when recorded; the gathered arrays are ours: no copies
         metrics = dict(metrics or {})
         finite = losses[np.isfinite(losses)]
         if "train_loss" not in metrics and finite.size:
@@ -270,7 +270,7 @@ class HardMiner:
         # every epoch, also before the trigger: stateful guards follow each id's trend
         who = attribute(self.guards, stats, epoch) if self.guards else np.full(len(stats), -1)
         if self.active:
-            self._mine(stats.subset(who < 0), event, num_seen=len(stats))
+            self._mine(stats.subset(who < 0) if self.guards else stats, event, num_seen=len(stats))
             if self.guards:  # what the guards changed: ids the unguarded selection would have mined
                 would = self._select(stats, len(stats)).ids
                 event.excluded = count_reasons(self.guards, who[np.searchsorted(stats.ids, would)])
@@ -286,20 +286,25 @@ class HardMiner:
         self.history.append(event)
         return event
 
-    def _gather(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        local = self._local_records()
+    def _gather(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Every rank's records, in rank order (one collective pair; none in a single process)."""
+        ids, losses, indices = self._local_records()
         self._buf = []
-        ids, losses, indices = distributed.all_gather_concat(local)
+        if distributed.get_world_size() > 1:  # the collective wants the same 8-byte arrays on every rank
+            idx = np.full(ids.size, -1, dtype=np.int64) if indices is None else indices
+            ids, losses, indices = distributed.all_gather_concat([ids, losses.astype(np.float64), idx])
         return ids, losses, indices
 
-    def _local_records(self) -> list[np.ndarray]:
-        """This rank's buffered (ids, losses as float64, indices or -1), each as one array."""
-        ids = np.concatenate([b[0] for b in self._buf]) if self._buf else np.empty(0, np.int64)
-        losses = np.concatenate([b[1] for b in self._buf]).astype(np.float64) if self._buf else np.empty(0)
+    def _local_records(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """This rank's buffered (ids, losses, indices or None when no record gave any), as single arrays."""
+        if not self._buf:
+            return np.empty(0, np.int64), np.empty(0, np.float32), None
+        ids = np.concatenate([b[0] for b in self._buf])
+        losses = np.concatenate([b[1] for b in self._buf])
         if all(b[2] is None for b in self._buf):
-            return [ids, losses, np.full(ids.size, -1, dtype=np.int64)]
+            return ids, losses, None
         indices = np.concatenate([np.full(b[0].size, -1, np.int64) if b[2] is None else b[2] for b in self._buf])
-        return [ids, losses, indices]
+        return ids, losses, indices
 
     def _eligible(self) -> LedgerStats:
         """Ids that may be mined: seen ``min_observations`` times and, in a fusion, from a target source."""
@@ -361,18 +366,20 @@ class HardMiner:
         return self._mined_ids.copy(), self._mined_epochs.copy()
 
     def _describe_plan(self, event: MiningEvent) -> None:
-        counts = self.sampler.counts()
-        event.draws_hist = np.bincount(counts[: self.num_weighted]).tolist()
+        """Draws of the next epoch's plan: histogram, per source, and how much more often mined ids come."""
+        weighted = self.sampler.counts()[: self.num_weighted]
+        event.draws_hist = np.bincount(weighted).tolist()
         if hasattr(self.sampler, "source_counts"):
             event.per_source = dict(self.sampler.source_counts())
         if self.active and self.hard_ids.size:
-            hard = np.zeros(self.num_weighted, dtype=bool)
-            hard[self._weighted_positions(self.hard_ids)] = True
-            weighted = counts[: self.num_weighted]
-            if hard.all() or not hard.any():
+            positions = self._weighted_positions(self.hard_ids)  # distinct: unique ids, injective slots
+            rest = self.num_weighted - positions.size
+            if rest == 0:
                 event.draw_ratio = 1.0
             else:
-                event.draw_ratio = float(weighted[hard].mean() / max(weighted[~hard].mean(), 1e-12))
+                hard_draws = float(weighted[positions].sum())
+                other_mean = (float(weighted.sum()) - hard_draws) / rest
+                event.draw_ratio = hard_draws / positions.size / max(other_mean, 1e-12)
 
     def _log(self, event: MiningEvent) -> None:
         if not self.active:
@@ -390,7 +397,8 @@ class HardMiner:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit, including this rank's not-yet-gathered records."""
-        local = self._local_records()
+        ids, losses, indices = self._local_records()
+        local = [ids, losses.astype(np.float64), np.full(ids.size, -1, np.int64) if indices is None else indices]
         state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "config": self.config.model_dump(mode="json"),
@@ -440,7 +448,9 @@ class HardMiner:
         self.seed = int(state["seed"])
         self._load_results(state)
         p = state["pending"]
-        pend = (np.asarray(p["ids"], np.int64), np.asarray(p["losses"], np.float64), np.asarray(p["indices"], np.int64))
+        indices = np.asarray(p["indices"], np.int64)
+        pend = (np.asarray(p["ids"], np.int64), np.asarray(p["losses"], np.float64),
+                None if bool(np.all(indices < 0)) else indices)
         self._buf = [pend] if pend[0].size else []
 
     def _load_results(self, state: dict[str, Any]) -> None:

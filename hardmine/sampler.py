@@ -55,8 +55,12 @@ def plan_counts(weights: np.ndarray, num_slots: int, max_repeats: int | None, of
         expected = _water_fill(weights, expected, num_slots, float(max_repeats))
     cum = np.cumsum(expected)
     cum *= num_slots / cum[-1]  # remove float drift: the total is exactly num_slots
-    edges = np.floor(cum + offset).astype(np.int64)
-    counts = np.diff(edges, prepend=np.int64(math.floor(offset)))
+    cum += offset
+    np.floor(cum, out=cum)
+    edges = cum.astype(np.int64)
+    counts = np.empty_like(edges)  # edges minus the previous edge, in place of np.diff's temporaries
+    counts[0] = edges[0] - math.floor(offset)
+    np.subtract(edges[1:], edges[:-1], out=counts[1:])
     if max_repeats is not None and counts.max() > max_repeats:  # float drift at an exact cap: rare
         counts = _repair_cap(counts, expected, max_repeats)
     return counts
