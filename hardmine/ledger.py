@@ -152,20 +152,15 @@ class LossLedger:
 
     def update(self, ids: Any, losses: Any) -> None:
         """Record losses for ids; duplicates apply in order; NaN/inf losses are skipped and counted."""
-        ids_a = as_id_array(ids, "ids")
-        losses_a = as_loss_array(losses, "losses")
-        if ids_a.shape != losses_a.shape:
-            raise ValueError(f"ids and losses must have the same length, but got {ids_a.size} ids and "
-                             f"{losses_a.size} losses")
-        self.check_ids(ids_a)  # now: a rejected call changes nothing
-        if ids_a.size:
-            self._pending.append((ids_a, losses_a))
+        self.extend(as_id_array(ids, "ids"), as_loss_array(losses, "losses"))
 
     def extend(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        """:meth:`update` for arrays handed over for good: int64 ids already checked with :meth:`check_ids`,
-        1-D float losses of the same length. No validation, no copies (the miner's epoch fold)."""
+        """:meth:`update` for 1-D int64 ids and float losses handed over for good: checked, not copied
+        (the miner's epoch fold). A rejected call changes nothing."""
         if ids.shape != losses.shape:
-            raise ValueError(f"ids and losses must have the same length, but got {ids.size} and {losses.size}")
+            raise ValueError(f"ids and losses must have the same length, but got {ids.size} ids and "
+                             f"{losses.size} losses")
+        self.check_ids(ids)
         if ids.size:
             self._pending.append((ids, losses))
 
