@@ -255,9 +255,10 @@ class HardMiner:
         self.ledger.set_epoch(epoch)
         self.ledger.extend(ids, losses)  # checked when recorded; the gathered arrays are ours: no copies
         metrics = dict(metrics or {})
-        finite = losses[np.isfinite(losses)]
-        if "train_loss" not in metrics and finite.size:
-            metrics["train_loss"] = float(finite.mean())
+        if "train_loss" not in metrics:
+            finite = losses[np.isfinite(losses)]
+            if finite.size:
+                metrics["train_loss"] = float(finite.mean())
         fired = False
         if not self.active:
             fired = self.trigger.step(epoch, metrics)
@@ -268,9 +269,10 @@ class HardMiner:
         previous = self.hard_ids
         stats = self._eligible()
         # every epoch, also before the trigger: stateful guards follow each id's trend
-        who = attribute(self.guards, stats, epoch) if self.guards else np.full(len(stats), -1)
+        who = attribute(self.guards, stats, epoch)  # -1 everywhere without guards
+        positions = np.empty(0, dtype=np.int64)
         if self.active:
-            self._mine(stats.subset(who < 0) if self.guards else stats, event, num_seen=len(stats))
+            positions = self._mine(stats.subset(who < 0) if self.guards else stats, event, num_seen=len(stats))
             if self.guards:  # what the guards changed: ids the unguarded selection would have mined
                 would = self._select(stats, len(stats)).ids
                 event.excluded = count_reasons(self.guards, who[np.searchsorted(stats.ids, would)])
@@ -281,7 +283,7 @@ class HardMiner:
         if self.active and previous.size:
             event.overlap_prev = int(np.intersect1d(previous, self.hard_ids, assume_unique=True).size)
         self.sampler.set_epoch(epoch + 1)
-        self._describe_plan(event)
+        self._describe_plan(event, positions)
         self._log(event)
         self.history.append(event)
         return event
@@ -321,8 +323,10 @@ class HardMiner:
             selector = TopK(count) if count else selector
         return selector.select(stats.ids, stats.scores)
 
-    def _mine(self, stats: LedgerStats, event: MiningEvent, num_seen: int) -> None:
-        """Select among ``stats`` (eligible, past the guards) and re-weight the next epoch's plan."""
+    def _mine(self, stats: LedgerStats, event: MiningEvent, num_seen: int) -> np.ndarray:
+        """Select among ``stats`` (eligible, past the guards) and re-weight the next epoch's plan.
+
+        Returns the positions of the mined ids in the weight vector (empty when nothing was mined)."""
         event.num_eligible = len(stats)
         if len(stats):
             event.score_hist = _score_histogram(stats.scores)
@@ -334,11 +338,13 @@ class HardMiner:
             event.reason = ("no id was eligible" if not len(stats) else
                             f"no eligible id met the cut of {self.selector!r}")
             self.sampler.set_weights(None)
-            return
+            return np.empty(0, dtype=np.int64)
+        positions = self._weighted_positions(selection.ids)
         weights = np.ones(self.num_weighted, dtype=np.float64)
-        weights[self._weighted_positions(selection.ids)] = self.config.resample.hard_weight
+        weights[positions] = self.config.resample.hard_weight
         self.sampler.set_weights(weights)
         self._count_mined(selection.ids)
+        return positions
 
     def ledger_slots(self, ids: np.ndarray) -> np.ndarray:
         """Positions of ids in the ledger's dense table (dense and fusion ledgers)."""
@@ -365,14 +371,14 @@ class HardMiner:
         """Every id mined so far and in how many epochs it was mined."""
         return self._mined_ids.copy(), self._mined_epochs.copy()
 
-    def _describe_plan(self, event: MiningEvent) -> None:
-        """Draws of the next epoch's plan: histogram, per source, and how much more often mined ids come."""
+    def _describe_plan(self, event: MiningEvent, positions: np.ndarray) -> None:
+        """Draws of the next epoch's plan: histogram, per source, and how much more often the mined
+        ``positions`` (distinct indices of the weight vector) are drawn."""
         weighted = self.sampler.counts()[: self.num_weighted]
         event.draws_hist = np.bincount(weighted).tolist()
         if hasattr(self.sampler, "source_counts"):
             event.per_source = dict(self.sampler.source_counts())
-        if self.active and self.hard_ids.size:
-            positions = self._weighted_positions(self.hard_ids)  # distinct: unique ids, injective slots
+        if positions.size:
             rest = self.num_weighted - positions.size
             if rest == 0:
                 event.draw_ratio = 1.0
