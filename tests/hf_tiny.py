@@ -15,6 +15,15 @@ IMAGE_TOKEN, VIDEO_TOKEN, VISION_START, VISION_END = 60, 61, 62, 63
 TEXT_VOCAB = 56  # text tokens stay below the vision specials
 
 
+def tiny_args(out: Any, **overrides: Any) -> Any:
+    """``TrainingArguments`` for the tiny CPU runs: no reporting, no progress bars, seed 0, lr 1e-2."""
+    from transformers import TrainingArguments
+
+    base: dict[str, Any] = dict(output_dir=str(out), report_to="none", use_cpu=True, disable_tqdm=True,
+                                learning_rate=1e-2, seed=0)
+    return TrainingArguments(**{**base, **overrides})
+
+
 def tiny_qwen3(seed: int = 0) -> Any:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 

@@ -13,10 +13,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("transformers")
 
-from transformers import TrainingArguments  # noqa: E402
 
 from hardmine.integrations.hf import STATE_FILE, HardMiningTrainer  # noqa: E402
-from tests.hf_tiny import TokenDataset, stack_collate, tiny_qwen3  # noqa: E402
+from tests.hf_tiny import TokenDataset, stack_collate, tiny_args, tiny_qwen3  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MINING = {
@@ -41,19 +40,8 @@ class Recording(HardMiningTrainer):
 
 
 def _trainer(out: Path, data: TokenDataset | None = None) -> Recording:
-    args = TrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=BATCH,
-        num_train_epochs=EPOCHS,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="steps",
-        save_steps=3,
-        logging_steps=3,
-        learning_rate=1e-2,
-        disable_tqdm=True,
-        seed=0,
-    )
+    args = tiny_args(out, per_device_train_batch_size=BATCH, num_train_epochs=EPOCHS, save_strategy="steps",
+                     save_steps=3, logging_steps=3)
     return Recording(
         model=tiny_qwen3(seed=1),
         args=args,

@@ -27,6 +27,7 @@ from tests.hf_tiny import (  # noqa: E402
     TokenDataset,
     VLDataset,
     stack_collate,
+    tiny_args,
     tiny_qwen3,
     tiny_qwen3_vl,
     vl_collate,
@@ -38,20 +39,8 @@ EARLY = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top
 
 
 def _args(tmp_path: Path, **kw: Any) -> TrainingArguments:
-    base: dict[str, Any] = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_train_epochs=1,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        logging_steps=1,
-        learning_rate=1e-2,
-        disable_tqdm=True,
-        seed=0,
-    )
-    base.update(kw)
-    return TrainingArguments(**base)
+    base: dict[str, Any] = dict(per_device_train_batch_size=4, num_train_epochs=1, save_strategy="no", logging_steps=1)
+    return tiny_args(tmp_path, **{**base, **kw})
 
 
 class GradRecorder(TrainerCallback):

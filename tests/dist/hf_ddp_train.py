@@ -18,11 +18,10 @@ from typing import Any
 def main(out: Path, mode: str, checkpoint: str | None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import TrainingArguments
 
     import hardmine.distributed as hd
     from hardmine.integrations.hf import HardMiningTrainer
-    from tests.hf_tiny import TokenDataset, stack_collate, tiny_qwen3
+    from tests.hf_tiny import TokenDataset, stack_collate, tiny_args, tiny_qwen3
 
     calls: list[str] = []
     gather = hd.all_gather_concat
@@ -42,20 +41,8 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
                 self.stream += list(zip(ids.tolist(), losses.tolist()))
             super()._hm_flush()
 
-    args = TrainingArguments(
-        output_dir=str(out / mode),
-        per_device_train_batch_size=2,
-        num_train_epochs=3,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="steps",
-        save_steps=3,
-        logging_steps=3,
-        learning_rate=1e-2,
-        disable_tqdm=True,
-        seed=0,
-        ddp_backend="gloo",
-    )
+    args = tiny_args(out / mode, per_device_train_batch_size=2, num_train_epochs=3, save_strategy="steps",
+                     save_steps=3, logging_steps=3, ddp_backend="gloo")
     mining = {
         "trigger": {"kind": "epoch", "start_epoch": 0},
         "select": {"kind": "top_k", "k": 5},
