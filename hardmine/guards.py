@@ -202,7 +202,7 @@ class Learnability(Guard):
             self._fold_pending()
         self._epoch = epoch
         rows = self._rows_for(stats.ids)
-        scores = stats.scores.astype(np.float32)
+        scores = np.asarray(stats.scores, dtype=np.float32)
         out = np.zeros(scores.size, dtype=bool)
         if scores.size:
             cut = np.quantile(scores, self.quantile) if self.quantile > 0 else -np.inf
@@ -219,8 +219,10 @@ class Learnability(Guard):
         self._tracked = self._tracked + seen.astype(np.int32)
         self._pending = np.full(self._ids.size, np.nan, dtype=np.float32)
 
-    def _rows_for(self, ids: np.ndarray) -> np.ndarray:
+    def _rows_for(self, ids: np.ndarray) -> np.ndarray | slice:
         """Rows of ``ids`` in the state arrays, adding untracked ids (vectorised merge)."""
+        if ids.size == self._ids.size and np.array_equal(ids, self._ids):  # the same ids as last epoch
+            return slice(None)
         pos = np.searchsorted(self._ids, ids)
         hit = pos < self._ids.size
         hit[hit] = self._ids[pos[hit]] == ids[hit]

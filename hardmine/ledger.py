@@ -1,8 +1,10 @@
 """Per-sample loss ledger: one score per logical sample id, vectorised.
 
 ``update`` validates and buffers; the buffer is folded into the table on the next read, in one
-vectorised pass (closed-form EMA for ids seen several times in the buffer), so recording a step
-costs a copy and reading an epoch costs a few passes over the table.
+vectorised pass, so recording a step costs a copy and reading an epoch costs a few passes over the table.
+The table is four parallel columns (structure of arrays). A fold that touches many slots (an epoch) scatters
+the losses once into a slot-indexed array and then updates every column in sequential passes; a small fold
+gathers and scatters the touched slots; ids seen several times in one fold use a closed-form EMA.
 """
 
 from __future__ import annotations
@@ -22,23 +24,43 @@ logger = logging.getLogger("hardmine")
 AGGREGATES = ("ema", "mean", "max", "last")
 _STATE_VERSION = 1
 _WARNED = {"nonfinite": False}  # warn once per process, not once per ledger
-_SCORE, _FIRST, _COUNT, _LAST = 0, 1, 2, 3  # columns of the (n, 4) float32 record table
+_DENSE_FOLD = 8  # a fold of at least size/_DENSE_FOLD observations scatters once and sweeps the columns
 
 
-def _new_table(n: int) -> np.ndarray:
-    """One 16-byte record per slot: score f32, first f32, count i32, last_seen i32 (bit views)."""
-    table = np.zeros((n, 4), dtype=np.float32)
-    table[:, _LAST].view(np.int32)[:] = -1
-    return table
+def _rows_of(column: np.ndarray, rows: Any) -> np.ndarray:
+    """``column[rows]`` as a new array (a slice only views, an index array already copies)."""
+    return column[rows].copy() if isinstance(rows, slice) else column[rows]
 
 
-def _records(table: np.ndarray) -> np.ndarray:
-    """The table as one 16-byte element per slot, so a gather or scatter touches each record once."""
-    return table.view(np.complex128).reshape(-1)
+class _Table:
+    """One record per slot as parallel columns: score f32, count i32, first loss f32, last-seen epoch i32.
 
+    16 bytes a slot; a sweep over one column reads 4 bytes a slot.
+    """
 
-def _int_col(rows: np.ndarray, col: int) -> np.ndarray:
-    return rows[:, col].view(np.int32)
+    __slots__ = ("count", "first", "last", "score")
+
+    def __init__(self, n: int) -> None:
+        self.score = np.zeros(n, dtype=np.float32)
+        self.count = np.zeros(n, dtype=np.int32)
+        self.first = np.zeros(n, dtype=np.float32)
+        self.last = np.full(n, -1, dtype=np.int32)
+
+    @property
+    def size(self) -> int:
+        return int(self.score.size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.score.nbytes + self.count.nbytes + self.first.nbytes + self.last.nbytes)
+
+    def take(self, rows: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of ``(score, count, first, last)`` at ``rows`` (a slice, mask or slot array)."""
+        return _rows_of(self.score, rows), _rows_of(self.count, rows), _rows_of(self.first, rows), \
+            _rows_of(self.last, rows)
+
+    def put(self, rows: Any, score: Any, count: Any, first: Any, last: Any) -> None:
+        self.score[rows], self.count[rows], self.first[rows], self.last[rows] = score, count, first, last
 
 
 @runtime_checkable
@@ -129,7 +151,7 @@ class LossLedger:
         self._index: IdIndex | None = _RangeIndex(int(num_ids)) if num_ids is not None else index
         size = self._index.size if self._index is not None else 0
         self._keys = np.empty(0, dtype=np.int64)  # sparse mode only: sorted ids, one per slot
-        self._table = _new_table(size)
+        self._table = _Table(size)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.epoch = 0
         self.num_skipped = 0
@@ -173,27 +195,30 @@ class LossLedger:
 
     def __len__(self) -> int:
         self._fold()
-        return int(np.count_nonzero(_int_col(self._table, _COUNT)))
+        return int(np.count_nonzero(self._table.count))
 
     def stats(self, min_observations: int = 1) -> LedgerStats:
         """Per-id score, count, first loss and last-seen epoch for ids seen ``min_observations`` times."""
-        self._fold()
-        keep = _int_col(self._table, _COUNT) >= max(1, int(min_observations))
-        slots = np.flatnonzero(keep)
-        ids = self._ids_of(slots)
-        if self._index is not None and not isinstance(self._index, _RangeIndex):
-            order = np.argsort(ids, kind="stable")
-            slots, ids = slots[order], ids[order]
-            rows = self._table[slots]
-        else:  # slots ascending already: a boolean compress, or no copy at all when every id was seen
-            rows = self._table if slots.size == keep.size else self._table[keep]
-        return LedgerStats(ids, rows[:, _SCORE].copy(), _int_col(rows, _COUNT).copy(),
-                           rows[:, _FIRST].copy(), _int_col(rows, _LAST).copy())
+        ids, rows = self._observed(min_observations)
+        return LedgerStats(ids, *self._table.take(rows))
 
     def scores(self, min_observations: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, scores)`` as NumPy arrays, ids ascending."""
-        s = self.stats(min_observations)
-        return s.ids, s.scores
+        ids, rows = self._observed(min_observations)
+        return ids, _rows_of(self._table.score, rows)
+
+    def _observed(self, min_observations: int) -> tuple[np.ndarray, Any]:
+        """The ids seen ``min_observations`` times, ascending, and their table rows (slice, mask or slots)."""
+        self._fold()
+        keep = self._table.count >= max(1, int(min_observations))
+        everyone = np.count_nonzero(keep) == keep.size  # the usual dense case: plain column copies
+        slots = np.arange(keep.size) if everyone else np.flatnonzero(keep)
+        ids = self._ids_of(slots)
+        rows: Any = slice(None) if everyone else keep
+        if self._index is not None and not isinstance(self._index, _RangeIndex):
+            order = np.argsort(ids, kind="stable")
+            rows, ids = slots[order], ids[order]
+        return ids, rows
 
     def nbytes(self) -> int:
         """Resident bytes of the table (excluding the not-yet-folded buffer)."""
@@ -212,6 +237,8 @@ class LossLedger:
             ids = np.concatenate([p[0] for p in self._pending])
             losses = np.concatenate([p[1] for p in self._pending])
         self._pending = []
+        with np.errstate(over="ignore"):  # the table's precision: a loss beyond it is inf, skipped below
+            losses = losses.astype(np.float32, copy=False)
         finite = np.isfinite(losses)
         if not finite.all():
             skipped = int(finite.size - np.count_nonzero(finite))
@@ -224,9 +251,11 @@ class LossLedger:
         if ids.size == 0:
             return
         slots = self._slots_for_fold(ids)
-        self._apply(slots, losses.astype(np.float32, copy=False))
+        self._apply(slots, losses)
 
     def _slots_for_fold(self, ids: np.ndarray) -> np.ndarray:
+        if isinstance(self._index, _RangeIndex):
+            return ids  # checked when recorded
         if self._index is not None:
             return np.asarray(self._index.slots(ids), dtype=np.int64)
         # sparse: one sort of the batch gives its distinct ids; searchsorted on sorted queries is cheap
@@ -248,51 +277,66 @@ class LossLedger:
     def _grow(self, new_ids: np.ndarray) -> None:
         keys = np.concatenate([self._keys, new_ids])  # two disjoint sorted runs:
         keys.sort(kind="stable")  # timsort merges them in linear time
-        table = _new_table(keys.size)
+        table = _Table(keys.size)
         if self._keys.size:
-            table[np.searchsorted(keys, self._keys)] = self._table
+            table.put(np.searchsorted(keys, self._keys), *self._table.take(slice(None)))
         self._keys, self._table = keys, table
 
     def _apply(self, slots: np.ndarray, x: np.ndarray) -> None:
         """Fold observations ``x`` (stream order) for ``slots`` into the table."""
-        n = self._table.shape[0]
-        if slots.size > n // 8:
-            batch_count = np.bincount(slots, minlength=n)
-            multi_mask = batch_count[slots] > 1 if batch_count.max() > 1 else None
+        n = self._table.size
+        if slots.size * _DENSE_FOLD >= n:
+            dense = np.full(n, np.nan, dtype=np.float32)  # the fold's loss per slot; NaN: not observed
+            np.put(dense, slots, x)  # a repeated slot keeps its last loss: found by the count below
+            hit = dense == dense
+            if np.count_nonzero(hit) == slots.size:
+                self._sweep(dense, hit)
+                return
+            multi_mask = np.bincount(slots, minlength=n)[slots] > 1
+            np.put(dense, slots[multi_mask], np.nan)
+            self._sweep(dense, dense == dense)
         else:
             s = np.sort(slots)
             dup = s[1:][s[1:] == s[:-1]]
-            multi_mask = np.isin(slots, dup) if dup.size else None
-        if multi_mask is None:
-            self._apply_single(slots, x)
-        else:
-            single = ~multi_mask
-            self._apply_single(slots[single], x[single])
-            self._apply_grouped(slots[multi_mask], x[multi_mask])
+            if dup.size == 0:
+                self._apply_single(slots, x)
+                return
+            multi_mask = np.isin(slots, dup)
+            self._apply_single(slots[~multi_mask], x[~multi_mask])
+        self._apply_grouped(slots[multi_mask], x[multi_mask])
 
-    def _apply_single(self, slots: np.ndarray, x: np.ndarray) -> None:
-        """Each slot appears once: gather the records, update them, scatter them back."""
-        if slots.size == 0:
-            return
-        records = _records(self._table)
-        rows = records[slots].view(np.float32).reshape(-1, 4)
-        old_n = _int_col(rows, _COUNT)
-        seen = old_n > 0
-        old = rows[:, _SCORE]
+    def _combine(self, old: np.ndarray, old_n: np.ndarray, x: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """The aggregate after one more observation ``x`` (``seen``: the slot has a score already)."""
         if self.aggregate == "ema":  # float32 throughout: the table's precision, twice the speed
             d = np.float32(self.ema_decay)
-            new = np.where(seen, d * old + (np.float32(1.0) - d) * x, x)
-        elif self.aggregate == "mean":
-            new = (old * old_n + x) / (old_n + 1.0)
-        elif self.aggregate == "max":
-            new = np.where(seen, np.maximum(old, x), x)
-        else:
-            new = x
-        rows[:, _FIRST] = np.where(seen, rows[:, _FIRST], x)
-        rows[:, _SCORE] = new
-        old_n += 1
-        _int_col(rows, _LAST)[:] = self.epoch
-        records[slots] = rows.view(np.complex128).reshape(-1)
+            return np.where(seen, d * old + (np.float32(1.0) - d) * x, x)
+        if self.aggregate == "mean":
+            mean: np.ndarray = (old * old_n + x) / (old_n + 1.0)
+            return mean
+        if self.aggregate == "max":
+            return np.where(seen, np.maximum(old, x), x)
+        return x
+
+    def _sweep(self, dense: np.ndarray, hit: np.ndarray) -> None:
+        """Fold one observation per slot where ``hit`` (``dense``: the loss per slot), column by column."""
+        t = self._table
+        seen = t.count > 0
+        np.copyto(t.score, self._combine(t.score, t.count, dense, seen), where=hit, casting="unsafe")
+        np.copyto(t.first, dense, where=hit & ~seen)
+        t.count += hit
+        np.copyto(t.last, np.int32(self.epoch), where=hit)
+
+    def _apply_single(self, slots: np.ndarray, x: np.ndarray) -> None:
+        """Each slot appears once: gather the touched records, update them, scatter them back."""
+        if slots.size == 0:
+            return
+        t = self._table
+        old_n = t.count[slots]
+        seen = old_n > 0
+        t.score[slots] = self._combine(t.score[slots], old_n, x, seen)
+        t.first[slots[~seen]] = x[~seen]
+        t.count[slots] = old_n + 1
+        t.last[slots] = self.epoch
 
     def _apply_grouped(self, slots: np.ndarray, x: np.ndarray) -> None:
         """Slots repeat: group them in stream order and fold each group in closed form."""
@@ -301,11 +345,10 @@ class LossLedger:
         starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
         u = s[starts]
         c = np.diff(np.r_[starts, s.size])
-        records = _records(self._table)
-        rows = records[u].view(np.float32).reshape(-1, 4)
-        old_n = _int_col(rows, _COUNT)
+        t = self._table
+        old_n = t.count[u]
         seen = old_n > 0
-        old = rows[:, _SCORE].astype(np.float64)
+        old = t.score[u].astype(np.float64)
         if self.aggregate == "ema":
             d = self.ema_decay
             pos = np.arange(s.size) - np.repeat(starts, c)  # position inside the group
@@ -319,11 +362,7 @@ class LossLedger:
             new = np.where(seen, np.maximum(old, m), m)
         else:
             new = xs[starts + c - 1]
-        rows[:, _FIRST] = np.where(seen, rows[:, _FIRST], xs[starts])
-        rows[:, _SCORE] = new
-        old_n += c.astype(np.int32)
-        _int_col(rows, _LAST)[:] = self.epoch
-        records[u] = rows.view(np.complex128).reshape(-1)
+        t.put(u, new, old_n + c, np.where(seen, t.first[u], xs[starts]), self.epoch)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -363,14 +402,11 @@ class LossLedger:
             if ids.size and np.any(ids[1:] <= ids[:-1]):
                 raise ValueError("LossLedger state ids must be strictly ascending")
             keys, slots = ids.copy(), np.arange(ids.size)
-            table = _new_table(ids.size)
+            table = _Table(ids.size)
         else:
             keys, slots = self._keys, np.asarray(self._index.slots(ids), np.int64)
-            table = _new_table(self._index.size)
-        table[slots, _SCORE] = cols["scores"]
-        table[slots, _FIRST] = cols["first"]
-        _int_col(table, _COUNT)[slots] = cols["counts"]
-        _int_col(table, _LAST)[slots] = cols["last_seen"]
+            table = _Table(self._index.size)
+        table.put(slots, cols["scores"], cols["counts"], cols["first"], cols["last_seen"])
         self._keys, self._table = keys, table
         self._pending = []
         self.epoch = int(state["epoch"])

@@ -66,7 +66,7 @@ class MiningEvent:
 def _score_histogram(scores: np.ndarray) -> dict[str, list[float]]:
     """Counts and edges of the eligible scores; log-spaced when they are positive and span over a decade
     (losses are heavy-tailed: linear bins would put the cut inside the first one)."""
-    x = scores.astype(np.float64)
+    x = np.asarray(scores, dtype=np.float32)  # the ledger's precision: enough for 30 bins, half the memory traffic
     lo, hi = float(x.min()), float(x.max())
     if lo > 0 and hi / lo > 10:  # uniform bins of log(score): NumPy's fast path, then back to scores
         counts, log_edges = np.histogram(np.log(x), bins=_SCORE_BINS, range=(np.log(lo), np.log(hi)))

@@ -14,22 +14,25 @@ from hardmine import LossLedger
 from tests.strategies import loss_stream
 
 
-def reference(aggregate: str, decay: float, calls: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, float]:
-    """The slow, obvious implementation: a dict, one observation at a time, in order."""
-    score: dict[int, float] = {}
-    count: dict[int, int] = {}
-    for ids, losses in calls:
+def reference(aggregate: str, decay: float, calls: list[tuple[np.ndarray, np.ndarray]],
+              epochs: list[int] | None = None) -> dict[int, tuple[float, int, float, int]]:
+    """The slow, obvious implementation: a dict, one observation at a time, in order.
+
+    Returns ``id -> (score, count, first loss, last-seen epoch)``; call ``k`` happens in ``epochs[k]``."""
+    rec: dict[int, tuple[float, int, float, int]] = {}
+    for k, (ids, losses) in enumerate(calls):
+        epoch = epochs[k] if epochs else 0
         for i, x in zip(ids.tolist(), losses.astype(np.float64).tolist()):
             if not math.isfinite(x):
                 continue
-            if i not in score:
-                score[i], count[i] = x, 1
+            if i not in rec:
+                rec[i] = (x, 1, x, epoch)
                 continue
-            count[i] += 1
-            old = score[i]
-            score[i] = {"ema": decay * old + (1 - decay) * x, "mean": old + (x - old) / count[i],
-                        "max": max(old, x), "last": x}[aggregate]
-    return score
+            old, n, first, _ = rec[i]
+            score = {"ema": decay * old + (1 - decay) * x, "mean": old + (x - old) / (n + 1),
+                     "max": max(old, x), "last": x}[aggregate]
+            rec[i] = (score, n + 1, first, epoch)
+    return rec
 
 
 @pytest.mark.parametrize("aggregate", ["ema", "mean", "max", "last"])
@@ -37,17 +40,26 @@ def reference(aggregate: str, decay: float, calls: list[tuple[np.ndarray, np.nda
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), decay=st.sampled_from([0.0, 0.5, 0.9, 0.99]))
 def test_equals_reference(aggregate: str, dense: bool, data: st.DataObject, decay: float) -> None:
+    """Scores, counts, first losses and last-seen epochs, whatever the folds (small folds gather and
+    scatter, large ones sweep the table) and epoch changes in between."""
     calls = data.draw(loss_stream(dense=dense))
     fold_after = data.draw(st.sets(st.integers(0, len(calls))))
+    epochs = sorted(data.draw(st.lists(st.integers(0, 3), min_size=len(calls), max_size=len(calls))))
     ledger = LossLedger(aggregate, decay, num_ids=40 if dense else None)
     for k, (ids, losses) in enumerate(calls):
+        if epochs[k] != ledger.epoch:
+            ledger.set_epoch(epochs[k])
         ledger.update(ids, losses)
         if k in fold_after:
             ledger.scores()  # folding in the middle must not change the result
-    expected = reference(aggregate, decay, calls)
-    ids, scores = ledger.scores()
-    assert ids.tolist() == sorted(expected)
-    np.testing.assert_allclose(scores, [expected[i] for i in ids.tolist()], rtol=2e-5, atol=1e-6)
+    expected = reference(aggregate, decay, calls, epochs)
+    s = ledger.stats()
+    assert s.ids.tolist() == sorted(expected)
+    want = np.array([expected[i] for i in s.ids.tolist()], dtype=np.float64).reshape(-1, 4)
+    np.testing.assert_allclose(s.scores, want[:, 0], rtol=2e-5, atol=1e-6)
+    assert s.counts.tolist() == want[:, 1].astype(int).tolist()
+    np.testing.assert_allclose(s.first, want[:, 2], rtol=1e-6)
+    assert s.last_seen.tolist() == want[:, 3].astype(int).tolist()
     assert len(ledger) == len(expected)
     n_bad = sum(int((~np.isfinite(losses)).sum()) for _, losses in calls)
     assert ledger.num_skipped == n_bad
@@ -74,6 +86,14 @@ def test_nan_never_poisons_a_score() -> None:
     assert ids.tolist() == [0] and scores.tolist() == [1.0]
     assert ledger.num_skipped == 2
     assert np.isfinite(ledger.stats().scores).all()
+
+
+def test_a_loss_beyond_float32_is_skipped_not_stored_as_inf() -> None:
+    ledger = LossLedger("mean", num_ids=4)
+    ledger.update(np.array([0, 1]), np.array([1e39, 2.0], dtype=np.float64))
+    s = ledger.stats()
+    assert s.ids.tolist() == [1] and s.scores.tolist() == [2.0]
+    assert ledger.num_skipped == 1
 
 
 def test_counts_first_and_last_seen() -> None:
