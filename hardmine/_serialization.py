@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,18 @@ def load_state(path: str | PathLike[str], kind: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no such hardmine state file: {str(p)!r}")
+    with p.open("rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # every .npz is a zip archive; say so before numpy suggests unpickling
+        raise ValueError(f"{str(p)!r} is not a hardmine state file "
+                         f"({'an empty file' if not head else 'not an .npz archive'})")
     try:
         with np.load(p, allow_pickle=False) as z:
             meta = json.loads(bytes(z["__meta__"]).decode())
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
-    except (ValueError, KeyError, OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{str(p)!r} is not a hardmine state file ({e})") from None
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise ValueError(f"{str(p)!r} is not a hardmine state file or is cut short "
+                         f"({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("magic") != _MAGIC:
         raise ValueError(f"{str(p)!r} is not a hardmine state file")
     if meta.get("kind") != kind:

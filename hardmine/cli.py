@@ -132,17 +132,10 @@ def _load(path: str) -> tuple[Any, Path]:
     if note:
         print(f"hardmine report: {note}", file=sys.stderr)
     try:
-        with file.open("rb") as f:
-            head = f.read(4)
+        return HardMiner.load(file), file
     except OSError as e:
         raise _UsageError(f"cannot read {str(file)!r} ({e.strerror or e})") from None
-    if head != b"PK\x03\x04":  # every .npz is a zip archive; say so before numpy suggests unpickling
-        what = "an empty file" if not head else "not an .npz archive"
-        raise _UsageError(f"{str(file)!r} is not a hardmine state file ({what}); expected a file written by "
-                          "HardMiner.save or a checkpoint's hardmine_state.npz")
-    try:
-        return HardMiner.load(file), file
-    except (FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         raise _UsageError(f"{e}; expected a file written by HardMiner.save or a checkpoint's "
                           "hardmine_state.npz") from None
     except Exception as e:  # a truncated or foreign file can fail anywhere inside numpy/zipfile

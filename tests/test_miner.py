@@ -189,6 +189,19 @@ def test_state_from_another_dataset_or_version_is_refused(tmp_path: Path) -> Non
         hm.HardMiner.load(foreign)
 
 
+@pytest.mark.parametrize(("cut", "match"), [(0, "an empty file"), (2, "not an .npz archive"),
+                                            (0.5, "cut short"), (0.98, "cut short")])
+def test_a_truncated_state_file_is_a_clear_value_error(tmp_path: Path, cut: float, match: str) -> None:
+    """A checkpoint cut short by a crash or a full disk names the file instead of a zipfile/EOF traceback."""
+    miner = hm.HardMiner(config(), num_samples=N)
+    whole = miner.save(tmp_path / "m.npz").read_bytes()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(whole[: int(cut * len(whole))] if cut < 1 else whole[:cut])
+    with pytest.raises(ValueError, match=match) as info:
+        hm.HardMiner.load(bad)
+    assert "bad.npz" in str(info.value)
+
+
 def test_config_sources(tmp_path: Path) -> None:
     yaml_path = tmp_path / "train.yaml"
     yaml_path.write_text("custom:\n  hard_sample_mining:\n    select: {kind: percentile, percentile: 75}\n")
