@@ -27,9 +27,16 @@ _WARNED = {"nonfinite": False}  # warn once per process, not once per ledger
 _DENSE_FOLD = 8  # a fold of at least size/_DENSE_FOLD observations scatters once and sweeps the columns
 
 
-def _rows_of(column: np.ndarray, rows: Any) -> np.ndarray:
-    """``column[rows]`` as a new array (a slice only views, an index array already copies)."""
-    return column[rows].copy() if isinstance(rows, slice) else column[rows]
+def _rows_of(column: np.ndarray, rows: Any, copy: bool = True) -> np.ndarray:
+    """``column[rows]`` as a new array (a slice only views, an index array already copies); with
+    ``copy=False`` a slice stays a view, made read-only."""
+    view: np.ndarray = column[rows]
+    if not isinstance(rows, slice):
+        return view  # a copy already
+    if copy:
+        return view.copy()
+    view.flags.writeable = False
+    return view
 
 
 class _Table:
@@ -54,10 +61,11 @@ class _Table:
     def nbytes(self) -> int:
         return int(self.score.nbytes + self.count.nbytes + self.first.nbytes + self.last.nbytes)
 
-    def take(self, rows: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of ``(score, count, first, last)`` at ``rows`` (a slice, mask or slot array)."""
-        return _rows_of(self.score, rows), _rows_of(self.count, rows), _rows_of(self.first, rows), \
-            _rows_of(self.last, rows)
+    def take(self, rows: Any, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(score, count, first, last)`` at ``rows`` (a slice, mask or slot array): new arrays, or with
+        ``copy=False`` and a slice, read-only views."""
+        return (_rows_of(self.score, rows, copy), _rows_of(self.count, rows, copy),
+                _rows_of(self.first, rows, copy), _rows_of(self.last, rows, copy))
 
     def put(self, rows: Any, score: Any, count: Any, first: Any, last: Any) -> None:
         self.score[rows], self.count[rows], self.first[rows], self.last[rows] = score, count, first, last
@@ -197,10 +205,13 @@ class LossLedger:
         self._fold()
         return int(np.count_nonzero(self._table.count))
 
-    def stats(self, min_observations: int = 1) -> LedgerStats:
-        """Per-id score, count, first loss and last-seen epoch for ids seen ``min_observations`` times."""
+    def stats(self, min_observations: int = 1, *, copy: bool = True) -> LedgerStats:
+        """Per-id score, count, first loss and last-seen epoch for ids seen ``min_observations`` times.
+
+        ``copy=False`` may hand out read-only views of the table (when every id qualifies), valid until
+        the next fold: for reading within one step, as ``HardMiner.end_epoch`` does."""
         ids, rows = self._observed(min_observations)
-        return LedgerStats(ids, *self._table.take(rows))
+        return LedgerStats(ids, *self._table.take(rows, copy))
 
     def scores(self, min_observations: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, scores)`` as NumPy arrays, ids ascending."""

@@ -269,11 +269,11 @@ class HardMiner:
         previous = self.hard_ids
         stats = self._eligible()
         # every epoch, also before the trigger: stateful guards follow each id's trend
-        who = attribute(self.guards, stats, epoch)  # -1 everywhere without guards
+        who = attribute(self.guards, stats, epoch) if self.guards else None
         positions = np.empty(0, dtype=np.int64)
         if self.active:
-            positions = self._mine(stats.subset(who < 0) if self.guards else stats, event, num_seen=len(stats))
-            if self.guards:  # what the guards changed: ids the unguarded selection would have mined
+            positions = self._mine(stats if who is None else stats.subset(who < 0), event, num_seen=len(stats))
+            if who is not None:  # what the guards changed: ids the unguarded selection would have mined
                 would = self._select(stats, len(stats)).ids
                 event.excluded = count_reasons(self.guards, who[np.searchsorted(stats.ids, would)])
         else:
@@ -310,7 +310,7 @@ class HardMiner:
 
     def _eligible(self) -> LedgerStats:
         """Ids that may be mined: seen ``min_observations`` times and, in a fusion, from a target source."""
-        stats = self.ledger.stats(self.config.min_observations)
+        stats = self.ledger.stats(self.config.min_observations, copy=False)  # read within this end_epoch only
         if self._fusion:
             stats = stats.subset(self.ledger_slots(stats.ids) < self.num_weighted)
         return stats

@@ -178,3 +178,17 @@ def test_memory_per_id() -> None:
     sparse = LossLedger()
     sparse.update(np.arange(n) * 7919 - 2**40, np.ones(n, np.float32))
     assert len(sparse) == n and sparse.nbytes() / n <= 40
+
+
+def test_stats_copy_false_gives_read_only_views_and_copies_stay_put() -> None:
+    ledger = LossLedger("last", num_ids=3)
+    ledger.update([0, 1, 2], [1.0, 2.0, 3.0])
+    snapshot, view = ledger.stats(), ledger.stats(copy=False)
+    assert not view.scores.flags.writeable and snapshot.scores.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        view.scores[0] = 9.0
+    ledger.update([0, 1, 2], [5.0, 5.0, 5.0])
+    ledger.scores()
+    assert snapshot.scores.tolist() == [1.0, 2.0, 3.0]  # a copy is a snapshot
+    ledger.update([1], [7.0])
+    assert ledger.stats(copy=False).scores.tolist() == [5.0, 7.0, 5.0]
