@@ -83,7 +83,7 @@ class FusionSampler(Sampler[int]):
         self.epoch = 0
         self._weights: np.ndarray | None = None
         self._weights_version = 0
-        self._cache: tuple[tuple[int, int], torch.Tensor] | None = None  # the plan of (epoch, weights)
+        self._cache: tuple[tuple[int, int], np.ndarray] | None = None  # the plan of (epoch, weights)
         self._counts: tuple[tuple[int, int], np.ndarray] | None = None
         self._check_fillable(None)
 
@@ -142,7 +142,7 @@ class FusionSampler(Sampler[int]):
         order = torch.randperm(n, generator=g, dtype=torch.int32 if n < 2**31 else torch.int64).numpy()
         return np.repeat(order, plan_counts(np.ones(n), quota, self.max_repeats, offset))
 
-    def _plan(self) -> torch.Tensor:
+    def _plan(self) -> np.ndarray:
         key = (self.epoch, self._weights_version)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
@@ -157,15 +157,14 @@ class FusionSampler(Sampler[int]):
                 plan[start:end] = _draw_auxiliary(int(lay.sizes[s]), end - start, lay.specs[s].replacement, g)
             plan[start:end] += lay.offsets[s]  # index in the source -> flat index
         shuffle_in_place(plan, epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT))
-        result = torch.from_numpy(plan)
-        self._cache = (key, result)
-        return result
+        self._cache = (key, plan)
+        return plan
 
     def counts(self) -> np.ndarray:
         """Draws per flat index in the current epoch's plan (length ``len(fusion)``)."""
         key = (self.epoch, self._weights_version)
         if self._counts is None or self._counts[0] != key:
-            self._counts = (key, np.bincount(self._plan().numpy(), minlength=self.layout.size))
+            self._counts = (key, np.bincount(self._plan(), minlength=self.layout.size))
         return self._counts[1].copy()
 
     def source_counts(self) -> dict[str, int]:

@@ -50,19 +50,26 @@ def plan_counts(weights: np.ndarray, num_slots: int, max_repeats: int | None, of
     if num_slots == 0:
         return np.zeros(weights.size, dtype=np.int64)
     check_fillable(weights, num_slots, max_repeats)
-    expected = (weights / weights.sum()) * num_slots  # divide first: subnormal weights stay finite
-    if max_repeats is not None:
-        expected = _water_fill(weights, expected, num_slots, float(max_repeats))
-    cum = np.cumsum(expected)
+    with np.errstate(over="ignore"):  # an overflowing sum is handled below
+        total, top = float(weights.sum()), float(weights.max())
+    scale = num_slots / total  # inf for subnormal weights, 0 when the sum overflows: then rescale, below
+    expected: np.ndarray | None = None
+    if 0 < scale < math.inf and (max_repeats is None or top * scale <= max_repeats):
+        cum = np.cumsum(weights)  # proportional to the expected counts, none above the cap: no water-filling
+    else:
+        unit = weights / top  # in [0, 1]: neither subnormal nor overflowing sums
+        expected = (unit / unit.sum()) * num_slots
+        if max_repeats is not None:
+            expected = _water_fill(unit, expected, num_slots, float(max_repeats))
+        cum = np.cumsum(expected)
     cum *= num_slots / cum[-1]  # remove float drift: the total is exactly num_slots
     cum += offset
-    np.floor(cum, out=cum)
-    edges = cum.astype(np.int64)
+    edges = cum.astype(np.int64)  # truncation is floor: cum >= offset >= 0
     counts = np.empty_like(edges)  # edges minus the previous edge, in place of np.diff's temporaries
     counts[0] = edges[0] - math.floor(offset)
     np.subtract(edges[1:], edges[:-1], out=counts[1:])
     if max_repeats is not None and counts.max() > max_repeats:  # float drift at an exact cap: rare
-        counts = _repair_cap(counts, expected, max_repeats)
+        counts = _repair_cap(counts, weights * scale if expected is None else expected, max_repeats)
     return counts
 
 
@@ -143,7 +150,7 @@ class HardMiningSampler(Sampler[int]):
         self.rank = rank
         self.epoch = 0
         self._weights: np.ndarray | None = None
-        self._cache: tuple[tuple[int, int], torch.Tensor, np.ndarray | None] | None = None
+        self._cache: tuple[tuple[int, int], np.ndarray, np.ndarray | None] | None = None
         self._weights_version = 0
 
     # ------------------------------------------------------------------ plan inputs
@@ -172,19 +179,18 @@ class HardMiningSampler(Sampler[int]):
         return None if self._weights is None else self._weights.copy()
 
     # ------------------------------------------------------------------ the plan
-    def _plan(self) -> tuple[torch.Tensor, np.ndarray | None]:
+    def _plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         key = (self.epoch, self._weights_version)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
         g = epoch_generator(self.seed, self.epoch)
         if self._weights is None:
-            plan, counts = torch.randperm(self.num_samples, generator=g), None
+            plan, counts = torch.randperm(self.num_samples, generator=g).numpy(), None
         else:
             offset = float(torch.rand(1, generator=g, dtype=torch.float64))
             counts = plan_counts(self._weights, self.num_samples, self.max_repeats, offset)
-            repeated = np.repeat(np.arange(self.num_samples, dtype=np.int64), counts)
-            shuffle_in_place(repeated, g)
-            plan = torch.from_numpy(repeated)
+            plan = np.repeat(np.arange(self.num_samples, dtype=np.int64), counts)
+            shuffle_in_place(plan, g)
         self._cache = (key, plan, counts)
         return plan, counts
 
@@ -197,10 +203,10 @@ class HardMiningSampler(Sampler[int]):
         plan, _ = self._plan()
         if self.num_replicas is not None:
             total = len(self) * self.num_replicas
-            if total > plan.numel() and plan.numel():
-                plan = torch.cat([plan, plan[: total - plan.numel()]])
+            if total > plan.size and plan.size:
+                plan = np.concatenate([plan, plan[: total - plan.size]])
             plan = plan[self.rank : total : self.num_replicas]
-        return iter(plan.tolist())
+        return iter(plan.tolist())  # NumPy's tolist: a little faster than torch's
 
     def __len__(self) -> int:
         if self.num_replicas is None:

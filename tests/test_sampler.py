@@ -91,6 +91,22 @@ def test_water_filling_redistributes_the_excess() -> None:
     assert counts.sum() == 6 and counts[0] == 2 and counts.max() <= 2
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0**-1070, 2.0**1020])  # subnormal weights; a sum that overflows
+@pytest.mark.parametrize("cap", [None, 2])
+def test_extreme_weight_magnitudes_plan_like_ordinary_ones(scale: float, cap: int | None) -> None:
+    relative = np.array([3.0, 1.0, 1.0, 0.0, 1.0, 2.0, 1.0, 1.0] * 4)
+    n = relative.size
+    with np.errstate(all="raise"):
+        counts = plan_counts(relative * scale, n, cap, 0.4)
+    assert counts.sum() == n
+    if cap is None:  # floor or ceiling of the expected count
+        expected = n * relative / relative.sum()
+        assert np.all(counts >= np.floor(expected)) and np.all(counts <= np.ceil(expected))
+    else:
+        assert counts.max() <= cap and counts[relative == 3.0].tolist() == [cap] * 4
+    assert counts[relative == 0].sum() == 0
+
+
 def test_exactly_fillable_at_the_cap() -> None:
     """Every positive weight must sit at the cap: no division by the zero free mass."""
     weights = np.array([5.0, 0.0, 1.0, 0.0, 1.0, 0.0])
