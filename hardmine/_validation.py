@@ -61,12 +61,11 @@ def as_weight_array(x: Any, expected_len: int, name: str = "weights") -> np.ndar
     if a.size and a.dtype == bool:
         raise ValueError(f"{name} must be numbers, but got dtype {a.dtype}")
     a = a.astype(np.float64, copy=False)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be finite, but {name}[{i}] = {a[i]}")
-    neg = a < 0
-    if neg.any():
-        i = int(np.flatnonzero(neg)[0])
+    if a.size and (not a.min() >= 0 or not np.isfinite(a.max())):  # two reductions catch NaN, inf and < 0
+        bad = ~np.isfinite(a)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name} must be finite, but {name}[{i}] = {a[i]}")
+        i = int(np.flatnonzero(a < 0)[0])
         raise ValueError(f"{name} must be >= 0, but {name}[{i}] = {a[i]}")
     return a

@@ -143,6 +143,7 @@ def test_is_a_plain_sampler_for_accelerate() -> None:
         (np.array([1, 1, -1, 1, 1.0]), None, r"weights\[2\] = -1"),
         (np.array([1, np.nan, 1, 1, 1.0]), None, "finite"),
         (np.array([1, np.inf, 1, 1, 1.0]), None, "finite"),
+        (np.array([1, 1, 1, 1, -np.inf]), None, r"finite, but weights\[4\] = -inf"),
         (np.zeros(5), None, "every weight is 0"),
         (np.array([1, 1, 0, 0, 0.0]), 2, "cannot fill 5 slots: only 2 samples.*max_repeats=2"),
         (np.ones((5, 1)), None, "1-D"),
