@@ -38,7 +38,7 @@ def as_id_array(x: Any, name: str = "ids") -> np.ndarray:
 
 def as_loss_array(x: Any, name: str = "losses") -> np.ndarray:
     """A 1-D float array (NaN/inf allowed here: the ledger skips and counts them)."""
-    if type(x) is np.ndarray and x.ndim == 1 and x.dtype in (np.float32, np.float64):  # per-step fast path
+    if type(x) is np.ndarray and x.ndim == 1 and x.dtype.char in "fd":  # per-step fast path: float32 or float64
         return x.copy()
     a = _to_numpy(x)
     if a.ndim == 0:

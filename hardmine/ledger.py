@@ -39,6 +39,11 @@ def _rows_of(column: np.ndarray, rows: Any, copy: bool = True) -> np.ndarray:
     return view
 
 
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """One array of ``arrays`` in order (the only one itself, without a copy)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 class _Table:
     """One record per slot as parallel columns: score f32, count i32, first loss f32, last-seen epoch i32.
 
@@ -160,7 +165,8 @@ class LossLedger:
         size = self._index.size if self._index is not None else 0
         self._keys = np.empty(0, dtype=np.int64)  # sparse mode only: sorted ids, one per slot
         self._table = _Table(size)
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_ids: list[np.ndarray] = []  # the buffer, folded on the next read
+        self._pending_losses: list[np.ndarray] = []
         self.epoch = 0
         self.num_skipped = 0
 
@@ -192,7 +198,8 @@ class LossLedger:
                              f"{losses.size} losses")
         self.check_ids(ids)
         if ids.size:
-            self._pending.append((ids, losses))
+            self._pending_ids.append(ids)
+            self._pending_losses.append(losses)
 
     def set_epoch(self, epoch: int) -> None:
         """Fold what is buffered, then stamp later observations with ``epoch``."""
@@ -240,14 +247,10 @@ class LossLedger:
 
     # ------------------------------------------------------------------ folding
     def _fold(self) -> None:
-        if not self._pending:
+        if not self._pending_ids:
             return
-        if len(self._pending) == 1:
-            ids, losses = self._pending[0]
-        else:
-            ids = np.concatenate([p[0] for p in self._pending])
-            losses = np.concatenate([p[1] for p in self._pending])
-        self._pending = []
+        ids, losses = _joined(self._pending_ids), _joined(self._pending_losses)
+        self._pending_ids, self._pending_losses = [], []
         with np.errstate(over="ignore"):  # the table's precision: a loss beyond it is inf, skipped below
             losses = losses.astype(np.float32, copy=False)
         finite = np.isfinite(losses)
@@ -298,13 +301,14 @@ class LossLedger:
         n = self._table.size
         if slots.size * _DENSE_FOLD >= n:
             dense = np.full(n, np.nan, dtype=np.float32)  # the fold's loss per slot; NaN: not observed
-            np.put(dense, slots, x)  # a repeated slot keeps its last loss: found by the count below
+            dense[slots] = x  # a repeated slot keeps one of its losses: found by the count below
             hit = dense == dense
-            if np.count_nonzero(hit) == slots.size:
-                self._sweep(dense, hit)
+            num_hit = int(np.count_nonzero(hit))
+            if num_hit == slots.size:  # no slot repeated: one sweep does it
+                self._sweep(dense, None if num_hit == n else hit)
                 return
             multi_mask = np.bincount(slots, minlength=n)[slots] > 1
-            np.put(dense, slots[multi_mask], np.nan)
+            dense[slots[multi_mask]] = np.nan
             self._sweep(dense, dense == dense)
         else:
             s = np.sort(slots)
@@ -316,26 +320,42 @@ class LossLedger:
             self._apply_single(slots[~multi_mask], x[~multi_mask])
         self._apply_grouped(slots[multi_mask], x[multi_mask])
 
-    def _combine(self, old: np.ndarray, old_n: np.ndarray, x: np.ndarray, seen: np.ndarray) -> np.ndarray:
-        """The aggregate after one more observation ``x`` (``seen``: the slot has a score already)."""
+    def _combine(self, old: np.ndarray, old_n: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The aggregate of a slot that has one already (``old`` over ``old_n`` observations) after one more
+        observation ``x``, as a new array. A slot seen for the first time takes ``x`` itself instead."""
         if self.aggregate == "ema":  # float32 throughout: the table's precision, twice the speed
             d = np.float32(self.ema_decay)
-            return np.where(seen, d * old + (np.float32(1.0) - d) * x, x)
-        if self.aggregate == "mean":
-            mean: np.ndarray = (old * old_n + x) / (old_n + 1.0)
-            return mean
-        if self.aggregate == "max":
-            return np.where(seen, np.maximum(old, x), x)
-        return x
+            new = old * d
+            new += x * (np.float32(1.0) - d)
+        elif self.aggregate == "mean":
+            new = ((old * old_n + x) / (old_n + 1.0)).astype(np.float32)
+        elif self.aggregate == "max":
+            new = np.maximum(old, x)
+        else:
+            new = x.copy()
+        return new
 
-    def _sweep(self, dense: np.ndarray, hit: np.ndarray) -> None:
-        """Fold one observation per slot where ``hit`` (``dense``: the loss per slot), column by column."""
+    def _sweep(self, dense: np.ndarray, hit: np.ndarray | None) -> None:
+        """Fold one observation per slot (``dense``: the loss per slot) where ``hit``, or in every slot when
+        ``hit`` is None, column by column."""
         t = self._table
         seen = t.count > 0
-        np.copyto(t.score, self._combine(t.score, t.count, dense, seen), where=hit, casting="unsafe")
-        np.copyto(t.first, dense, where=hit & ~seen)
-        t.count += hit
-        np.copyto(t.last, np.int32(self.epoch), where=hit)
+        num_seen = int(np.count_nonzero(seen))
+        new = dense  # no slot has a score yet: nothing to combine with
+        if num_seen:
+            new = self._combine(t.score, t.count, dense)
+            if num_seen < seen.size:
+                np.copyto(new, dense, where=~seen)  # a slot's first loss starts its score
+        if hit is None:
+            t.score = new  # every slot changes: the new column replaces the old
+            t.count += 1
+            t.last.fill(self.epoch)
+        else:
+            np.copyto(t.score, new, where=hit)
+            t.count += hit
+            np.copyto(t.last, np.int32(self.epoch), where=hit)
+        if num_seen < seen.size:
+            np.copyto(t.first, dense, where=~seen if hit is None else hit & ~seen)
 
     def _apply_single(self, slots: np.ndarray, x: np.ndarray) -> None:
         """Each slot appears once: gather the touched records, update them, scatter them back."""
@@ -343,9 +363,11 @@ class LossLedger:
             return
         t = self._table
         old_n = t.count[slots]
-        seen = old_n > 0
-        t.score[slots] = self._combine(t.score[slots], old_n, x, seen)
-        t.first[slots[~seen]] = x[~seen]
+        fresh = old_n == 0
+        new = self._combine(t.score[slots], old_n, x)
+        new[fresh] = x[fresh]
+        t.score[slots] = new
+        t.first[slots[fresh]] = x[fresh]
         t.count[slots] = old_n + 1
         t.last[slots] = self.epoch
 
@@ -419,7 +441,7 @@ class LossLedger:
             table = _Table(self._index.size)
         table.put(slots, cols["scores"], cols["counts"], cols["first"], cols["last_seen"])
         self._keys, self._table = keys, table
-        self._pending = []
+        self._pending_ids, self._pending_losses = [], []
         self.epoch = int(state["epoch"])
         self.num_skipped = int(state["num_skipped"])
 
