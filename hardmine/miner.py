@@ -239,7 +239,7 @@ class HardMiner:
 
     # ------------------------------------------------------------------ per epoch
     def end_epoch(self, epoch: int, metrics: dict[str, float] | None = None) -> MiningEvent:
-        """Gather, fold, trigger, select and re-plan epoch ``epoch + 1``. Call it on every rank."""
+        """Gather, fold, trigger, select and re-plan epoch ``epoch + 1``. Call it on every rank; rank 0 logs it."""
         epoch = int(epoch)
         if self.sampler is None:
             raise RuntimeError("this miner was loaded from a fusion run without its FusionDataset, which is "
@@ -388,6 +388,9 @@ class HardMiner:
                 event.draw_ratio = hard_draws / positions.size / max(other_mean, 1e-12)
 
     def _log(self, event: MiningEvent) -> None:
+        """One INFO line per epoch, from rank 0 only: every rank holds the same event in ``history``."""
+        if distributed.get_rank() != 0:
+            return
         if not self.active:
             logger.info("hardmine: epoch %d: mining not triggered yet (%d ids seen)", event.epoch, event.num_seen)
             return

@@ -233,3 +233,5 @@ def test_two_gloo_ranks_agree_and_see_every_sample(tmp_path: Path) -> None:
     assert r0["counts"] == r1["counts"] and sum(r0["counts"]) == 3 * 101
     assert r0["hard"] == list(range(91, 101))
     assert [e["num_observed"] for e in r0["events"]] == [101, 101, 101]
+    logged = [line for line in proc.stderr.splitlines() if "hardmine: mining triggered at epoch 1" in line]
+    assert len(logged) == 1 and logged[0].startswith("rank0: "), proc.stderr[-3000:]  # one line per run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import hardmine as hm
 def main(out: Path) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
+    logging.basicConfig(level=logging.INFO, format=f"rank{rank}: %(message)s")
     n = 101
     miner = hm.HardMiner({"trigger": {"kind": "epoch", "start_epoch": 1}, "select": {"kind": "top_k", "k": 10},
                           "resample": {"hard_weight": 3.0, "max_repeats": 4}, "guard": None},
