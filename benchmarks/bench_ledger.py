@@ -63,12 +63,16 @@ def dict_ledger_full(batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, 
     return table
 
 
-def run_ledger(batches: list[tuple[np.ndarray, np.ndarray]], num_ids: int | None) -> LossLedger:
-    ledger = LossLedger("ema", 0.9, num_ids=num_ids)
+def feed(ledger: LossLedger, batches: list[tuple[np.ndarray, np.ndarray]]) -> LossLedger:
+    """One epoch of updates into ``ledger``, then the fold into scores."""
     for ids, losses in batches:
         ledger.update(ids, losses)
     ledger.scores()
     return ledger
+
+
+def run_ledger(batches: list[tuple[np.ndarray, np.ndarray]], num_ids: int | None) -> LossLedger:
+    return feed(LossLedger("ema", 0.9, num_ids=num_ids), batches)
 
 
 def second_epoch(batches: list[tuple[np.ndarray, np.ndarray]], num_ids: int | None, repeats: int = 3) -> float:
@@ -78,9 +82,7 @@ def second_epoch(batches: list[tuple[np.ndarray, np.ndarray]], num_ids: int | No
         ledger = run_ledger(batches, num_ids)
         ledger.set_epoch(1)
         t = time.perf_counter()
-        for ids, losses in batches:
-            ledger.update(ids, losses)
-        ledger.scores()
+        feed(ledger, batches)
         best = min(best, time.perf_counter() - t)
     return best
 
