@@ -130,7 +130,7 @@ def main() -> None:
     def record_many() -> None:
         for _ in range(reps):
             miner.record(ids, ls)
-        miner._buf.clear()  # drop what was recorded: each repeat starts empty
+        miner.buffer.clear()  # drop what was recorded: each repeat starts empty
 
     per_call = best_of(record_many) / reps
     print(f"HardMiner.record of {BATCH} ids: {per_call * 1e6:.1f} us per call", flush=True)

@@ -3,20 +3,28 @@
 Record per-sample losses while training, decide when to mine (epoch N or a plateau), select the hard
 samples, and re-plan the next epochs so they are drawn more often, with the epoch length unchanged.
 
-Layout: ``ledger`` (per-id scores), ``triggers`` (when), ``selection`` (which), ``sampler`` (the
-fixed-length plan), ``miner`` (the orchestrator), ``config`` (the YAML block), ``guards`` (noise
-guards), ``distributed`` (collectives), ``fusion`` (targets mined, auxiliary sources at fixed quotas),
-``integrations.hf`` (the Hugging Face Trainer adapter, imported on demand), ``cli`` (``hardmine report``).
+The pipeline, one module a stage (``miner`` wires them): ``buffer`` (per-rank records and the gather),
+``ledger`` (per-id scores), ``triggers`` (when), ``ids`` (which ids may be mined, where they sit in the
+plan), ``guards`` (noise guards), ``selection`` (which), ``planner`` (next epoch's weights),
+``sampler`` (the fixed-length plan), ``event`` / ``history`` (what each epoch decided), ``run_record``
+(what ``save`` writes and ``hardmine report`` reads). Around it: ``config`` (the YAML block),
+``distributed`` (collectives), ``fusion`` (targets mined, auxiliary sources at fixed quotas),
+``integrations.hf`` (the Hugging Face Trainer adapter, imported on demand), ``cli`` (``hardmine``).
 """
 
 from __future__ import annotations
 
+from hardmine._state import Stateful
+from hardmine.buffer import RecordBuffer
 from hardmine.config import HardMiningConfig
+from hardmine.event import MiningEvent
 from hardmine.fusion import FusionDataset
 from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness
 from hardmine.ledger import LedgerStats, LossLedger
-from hardmine.miner import HardMiner, MiningEvent
-from hardmine.sampler import HardMiningSampler
+from hardmine.miner import HardMiner
+from hardmine.planner import Planner
+from hardmine.run_record import RunRecord
+from hardmine.sampler import HardMiningSampler, PlanSampler
 from hardmine.selection import Percentile, Selection, Selector, Threshold, TopK
 from hardmine.triggers import EpochTrigger, PlateauTrigger, Trigger
 
@@ -36,10 +44,15 @@ __all__ = [
     "LossTail",
     "MiningEvent",
     "Percentile",
+    "PlanSampler",
+    "Planner",
     "PlateauTrigger",
+    "RecordBuffer",
+    "RunRecord",
     "Selection",
     "Selector",
     "Staleness",
+    "Stateful",
     "Threshold",
     "TopK",
     "Trigger",

@@ -6,7 +6,6 @@ No printing and no plotting here: :mod:`hardmine.cli` formats these rows as a ta
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from os import PathLike
@@ -15,13 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from hardmine.miner import HardMiner, MiningEvent
-
-__all__ = [
-    "STATE_FILE", "EpochRow", "MinedRow", "epoch_rows", "find_state_file", "mined_rows", "resolve_sources",
-]
-
-logger = logging.getLogger("hardmine")
+from hardmine.event import MiningEvent
+from hardmine.fusion import decode_ids
+from hardmine.run_record import RunRecord
 
 STATE_FILE = "hardmine_state.npz"  # the name the HF adapter writes into each checkpoint folder
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -91,24 +86,6 @@ def _status(e: MiningEvent) -> str:
     return "active" if e.triggered else "waiting"
 
 
-def _mined_draw_share(e: MiningEvent) -> float | None:
-    """Draws of mined samples / all draws of the next epoch, from the mean-draw ratio.
-
-    Exact when every mined id is one index (dataset-index ids, fusion ids); with custom ids shared by
-    several indices it counts each mined id once.
-    """
-    hist = np.asarray(e.draws_hist, dtype=np.float64)
-    n = float(hist.sum())  # indices that can be mined
-    if e.draw_ratio is None or not e.num_hard or n == 0:
-        return None
-    weighted_draws = float(hist @ np.arange(hist.size))
-    hard = min(float(e.num_hard), n)
-    rest_mean = weighted_draws / (hard * e.draw_ratio + (n - hard))
-    mined = hard * e.draw_ratio * rest_mean
-    total = float(sum(e.per_source.values())) or weighted_draws  # fusion: auxiliary draws count too
-    return mined / total if total else None
-
-
 def epoch_rows(history: list[MiningEvent]) -> list[EpochRow]:
     """The per-epoch table from ``miner.history``."""
     rows: list[EpochRow] = []
@@ -119,7 +96,7 @@ def epoch_rows(history: list[MiningEvent]) -> list[EpochRow]:
         rows.append(EpochRow(epoch=e.epoch, status=_status(e), num_hard=e.num_hard, score_cut=e.score_cut,
                              num_seen=e.num_seen, num_eligible=e.num_eligible, excluded=dict(e.excluded),
                              per_source=dict(e.per_source), overlap_prev=e.overlap_prev, churn=churn,
-                             draw_ratio=e.draw_ratio, mined_draw_share=_mined_draw_share(e),
+                             draw_ratio=e.draw_ratio, mined_draw_share=e.mined_draw_share,
                              note=None if e.reason in (None, "disabled") else e.reason))
     return rows
 
@@ -142,35 +119,28 @@ class MinedRow:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def resolve_sources(miner: HardMiner, ids: np.ndarray) -> tuple[list[str | None], list[int | None]]:
+def resolve_sources(run: RunRecord, ids: np.ndarray) -> tuple[list[str | None], list[int | None]]:
     """Source name and index of each id: decoded through a fusion description, else the dataset index.
 
     With custom sample ids (items carrying their own ``sample_id``) the index is unknown: None.
     """
-    description = miner.fusion_description
-    if description is not None:
-        try:
-            from hardmine.fusion import decode_ids
-        except ImportError:
-            logger.warning("hardmine: this file comes from a FusionDataset run, but "
-                           "hardmine.fusion.decode_ids is not available here; sources are left empty")
-        else:
-            names, indices = decode_ids(description, ids)
-            return [str(n) for n in names], [int(i) for i in np.asarray(indices)]
-    if miner.custom_ids:
+    if run.fusion is not None:
+        names, indices = decode_ids(run.fusion, ids)
+        return [str(n) for n in names], [int(i) for i in np.asarray(indices)]
+    if run.custom_ids:
         return [None] * ids.size, [None] * ids.size
     return [None] * ids.size, [int(i) for i in ids]
 
 
-def mined_rows(miner: HardMiner) -> list[MinedRow]:
+def mined_rows(run: RunRecord) -> list[MinedRow]:
     """Every id mined in any epoch, ascending, with its ledger statistics and how often it was mined."""
-    ids, epochs = miner.mined_counts()
-    stats = miner.ledger.stats()
+    ids, epochs = run.mined_counts()
+    stats = run.ledger
     pos = np.searchsorted(stats.ids, ids)
     pos_c = np.minimum(pos, max(stats.ids.size - 1, 0))
     known = (stats.ids.size > 0) & (stats.ids[pos_c] == ids) if ids.size else np.zeros(0, bool)
-    now = np.isin(ids, miner.hard_ids)
-    sources, indices = resolve_sources(miner, ids)
+    now = np.isin(ids, run.hard_ids)
+    sources, indices = resolve_sources(run, ids)
     rows = []
     for j in range(ids.size):  # export only: one row per mined id, not a training path
         k = int(pos_c[j])

@@ -1,6 +1,6 @@
 """The ``hardmine report --plot`` figure (matplotlib, Agg backend; imported only when a plot is asked for).
 
-Four panels from ``miner.history``: the score distribution at mining epochs with the cut marked, the
+Four panels from a run's history: the score distribution at mining epochs with the cut marked, the
 hard-set size and its churn over epochs, how many times each sample is drawn in one epoch before and after
 mining, and the share of each epoch's draws per source (or mined vs the rest).
 """
@@ -20,9 +20,8 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from hardmine._report import epoch_rows  # noqa: E402
-from hardmine.miner import HardMiner, MiningEvent  # noqa: E402
-
-__all__ = ["plot_report"]
+from hardmine.event import MiningEvent  # noqa: E402
+from hardmine.run_record import RunRecord  # noqa: E402
 
 _MAX_CURVES = 4  # score distributions drawn: more epochs are thinned evenly, the first and last kept
 _WAITING, _MINING, _CHURN = "#b0b0b0", "#1f77b4", "#d62728"
@@ -35,13 +34,20 @@ def _thin(events: list[MiningEvent], k: int) -> list[MiningEvent]:
     return [events[i] for i in pick]
 
 
+def _titled(ax: Any, title: str, xlabel: str, events: list[MiningEvent]) -> bool:
+    """Title and label a panel; say so and return False when there is no mining epoch to draw."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("samples")
+    if not events:
+        ax.text(0.5, 0.5, "no mining epoch yet", ha="center", va="center", transform=ax.transAxes)
+    return bool(events)
+
+
 def _scores_panel(ax: Any, history: list[MiningEvent]) -> None:
     mined = [e for e in history if e.score_hist.get("counts")]
-    ax.set_title("Score distribution of eligible samples (dashed: cut)")
-    ax.set_xlabel("score (aggregated per-sample loss)")
-    ax.set_ylabel("samples")
-    if not mined:
-        ax.text(0.5, 0.5, "no mining epoch yet", ha="center", va="center", transform=ax.transAxes)
+    if not _titled(ax, "Score distribution of eligible samples (dashed: cut)", "score (aggregated per-sample loss)",
+                   mined):
         return
     shown = _thin(mined, _MAX_CURVES)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(shown)))
@@ -98,11 +104,7 @@ def _size_panel(ax: Any, history: list[MiningEvent]) -> None:
 
 def _draws_panel(ax: Any, history: list[MiningEvent]) -> None:
     mined = [e for e in history if e.triggered and e.num_hard and e.draws_hist]
-    ax.set_title("Draws per sample in one epoch")
-    ax.set_xlabel("times a sample is drawn in the epoch")
-    ax.set_ylabel("samples")
-    if not mined:
-        ax.text(0.5, 0.5, "no mining epoch yet", ha="center", va="center", transform=ax.transAxes)
+    if not _titled(ax, "Draws per sample in one epoch", "times a sample is drawn in the epoch", mined):
         return
     after = mined[-1]
     before_events = [e for e in history if not e.triggered and e.draws_hist]
@@ -147,11 +149,11 @@ def _shares_panel(ax: Any, history: list[MiningEvent]) -> None:
     ax.legend(fontsize=8, loc="upper center", ncol=min(len(sources) + 1, 5) if sources else 2)
 
 
-def plot_report(miner: HardMiner, path: str | PathLike[str], *, title: str | None = None) -> Path:
-    """Draw the four-panel report of ``miner.history`` to ``path`` (PNG) and return the path."""
+def plot_report(run: RunRecord, path: str | PathLike[str], *, title: str | None = None) -> Path:
+    """Draw the four-panel report of ``run.history`` to ``path`` (PNG) and return the path."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), dpi=90)
     try:
-        history = list(miner.history)
+        history = list(run.history)
         _scores_panel(axes[0, 0], history)
         _size_panel(axes[0, 1], history)
         _draws_panel(axes[1, 0], history)
@@ -159,7 +161,7 @@ def plot_report(miner: HardMiner, path: str | PathLike[str], *, title: str | Non
         fired = next((e.epoch for e in history if e.fired), None)
         status = f"mining since epoch {fired}" if fired is not None else "mining never triggered"
         fig.suptitle(f"hardmine report{': ' + title if title else ''} ({len(history)} epochs, {status}, "
-                     f"{miner.hard_ids.size} samples mined now)", fontsize=12)
+                     f"{run.hard_ids.size} samples mined now)", fontsize=12)
         fig.tight_layout()
         out = Path(path)
         fig.savefig(out, format="png")

@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_state", "save_state"]
-
 _MAGIC = "hardmine-state"
 _ARRAY = "__array__"
 

@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_id_array", "as_loss_array", "as_weight_array"]
-
 
 def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch here
@@ -18,15 +16,20 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _as_1d(x: Any, name: str, what: str = "") -> np.ndarray:
+    """``x`` as a NumPy array of one dimension (a scalar becomes one entry)."""
+    a = _to_numpy(x)
+    a = a.reshape(1) if a.ndim == 0 else a
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D{what}, but got shape {a.shape}")
+    return a
+
+
 def as_id_array(x: Any, name: str = "ids") -> np.ndarray:
     """A 1-D int64 array of ids; refuses floats and booleans rather than guessing."""
     if type(x) is np.ndarray and x.dtype == np.int64 and x.ndim == 1:  # the per-step fast path
         return x.copy()
-    a = _to_numpy(x)
-    if a.ndim == 0:
-        a = a.reshape(1)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, but got shape {a.shape}")
+    a = _as_1d(x, name)
     if a.size == 0:
         return np.empty(0, dtype=np.int64)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
@@ -40,11 +43,7 @@ def as_loss_array(x: Any, name: str = "losses") -> np.ndarray:
     """A 1-D float array (NaN/inf allowed here: the ledger skips and counts them)."""
     if type(x) is np.ndarray and x.ndim == 1 and x.dtype.char in "fd":  # per-step fast path: float32 or float64
         return x.copy()
-    a = _to_numpy(x)
-    if a.ndim == 0:
-        a = a.reshape(1)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one loss per sample), but got shape {a.shape}")
+    a = _as_1d(x, name, " (one loss per sample)")
     if a.size and not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name} must be numbers, but got dtype {a.dtype}")
     return a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=True)

@@ -20,9 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import difflib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------- report
 def _load(path: str) -> tuple[Any, Path]:
     from hardmine._report import find_state_file
-    from hardmine.miner import HardMiner
+    from hardmine.run_record import RunRecord
 
     try:
         file, note = find_state_file(path)
@@ -132,7 +130,7 @@ def _load(path: str) -> tuple[Any, Path]:
     if note:
         print(f"hardmine report: {note}", file=sys.stderr)
     try:
-        return HardMiner.load(file), file
+        return RunRecord.load(file), file
     except OSError as e:
         raise _UsageError(f"cannot read {str(file)!r} ({e.strerror or e})") from None
     except ValueError as e:
@@ -145,6 +143,7 @@ def _load(path: str) -> tuple[Any, Path]:
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
     from hardmine._report import epoch_rows, mined_rows
+    from hardmine._report_text import format_epochs, format_top, summary, write_export
 
     if args.top < 0:
         raise _UsageError(f"--top must be >= 0, but got {args.top}")
@@ -158,19 +157,19 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
             raise _UsageError(f"--plot needs matplotlib ({e}); install it with: "
                               "pip install 'hardmine[report]'") from None
         draw = plot_report
-    miner, file = _load(args.path)
-    rows = mined_rows(miner) if (export is not None or args.top) else []
-    out.write(_summary(miner, file))
+    run, file = _load(args.path)
+    rows = mined_rows(run) if (export is not None or args.top) else []
+    out.write(summary(run, file))
     out.write("\n")
-    out.write(_format_epochs(epoch_rows(miner.history)))
-    if args.top and miner.hard_ids.size:
+    out.write(format_epochs(epoch_rows(run.history)))
+    if args.top and run.hard_ids.size:
         out.write("\n")
-        out.write(_format_top([r for r in rows if r.mined_now], args.top, int(miner.hard_ids.size)))
+        out.write(format_top([r for r in rows if r.mined_now], args.top, int(run.hard_ids.size)))
     if export is not None:
-        _write_export(rows, export)
+        write_export(rows, export)
         out.write(f"\nwrote {len(rows)} mined ids to {export}\n")
     if draw is not None and plot is not None:
-        draw(miner, plot, title=file.name if file.name != "hardmine_state.npz" else file.parent.name)
+        draw(run, plot, title=file.name if file.name != "hardmine_state.npz" else file.parent.name)
         out.write(f"wrote plot to {plot}\n")
     return 0
 
@@ -182,132 +181,6 @@ def _check_output(name: str, suffixes: tuple[str, ...], flag: str) -> Path:
     if p.parent != Path("") and not p.parent.is_dir():
         raise _UsageError(f"{flag}: folder {str(p.parent)!r} does not exist")
     return p
-
-
-def _fmt(x: float | None, spec: str = ".4g") -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def _describe_config(cfg: Any) -> list[str]:
-    t, s, r = cfg.trigger, cfg.select, cfg.resample
-    if t.kind == "epoch":
-        when = f"mining starts at the end of epoch {t.start_epoch} (0-based) and stays on"
-    else:
-        better = "decrease" if t.mode == "min" else "increase"
-        size = f"{t.threshold:g}" + (" relative" if t.threshold_mode == "rel" else " absolute")
-        when = (f"mining starts once {t.monitor} has not {better}d by more than {size} for {t.patience} "
-                f"epoch(s) (ReduceLROnPlateau rules, cooldown {t.cooldown}) and stays on")
-    if s.kind == "top_k":
-        which = (f"as many of the highest-scoring eligible ids as {s.k:.0%} of the ids seen" if s.k < 1 else
-                 f"the {int(s.k)} highest-scoring eligible ids")
-    elif s.kind == "percentile":
-        which = f"eligible ids scoring at or above the {s.percentile:g}th percentile"
-    else:
-        which = f"eligible ids scoring at or above {s.threshold:g}"
-    agg = {"ema": f"EMA (decay {cfg.ema_decay:g})", "mean": "mean", "max": "maximum", "last": "latest value"}
-    need = ""
-    if cfg.min_observations > 1:
-        need = f"; a sample needs {cfg.min_observations} observations to be eligible"
-    cap = "no cap" if r.max_repeats is None else f"at most {r.max_repeats} copies of one sample per epoch"
-    guards = [f"{kind} ({', '.join(f'{k} {v:g}' for k, v in settings.items())})"
-              for kind, settings in (cfg.guard.model_dump() if cfg.guard else {}).items() if settings is not None]
-    return [
-        when,
-        f"selects {which} (score: {agg[cfg.aggregate]} of each sample's loss{need})",
-        "noise guards: " + ("; ".join(guards) if guards else "none (guard: null)"),
-        f"a mined sample is drawn {r.hard_weight:g}x as often as the rest, {cap}; "
-        "the epoch length is unchanged",
-    ]
-
-
-def _summary(miner: Any, file: Path) -> str:
-    cfg = miner.config
-    lines = [f"hardmine report: {file}"]
-    if not cfg.enabled:
-        lines.append("  mining was DISABLED in this run (enabled: false): stock sampling throughout")
-    fusion = miner.fusion_description
-    kind = "custom sample ids" if miner.custom_ids else "dataset indices"
-    if fusion is not None:
-        kind = "fusion dataset"
-    lines.append(f"  dataset: {miner.num_samples} samples, ids: {kind}, seed {miner.seed}")
-    lines += [f"  {x}" for x in _describe_config(cfg)]
-    ids, _ = miner.mined_counts()
-    first = next((e.epoch for e in miner.history if e.fired), None)
-    since = f"active since epoch {first}" if first is not None else (
-        "active" if miner.active else "not triggered")
-    lines.append(f"  ledger: {len(miner.ledger)} ids seen, {miner.ledger.num_skipped} non-finite losses "
-                 f"skipped; {len(miner.history)} epochs recorded")
-    lines.append(f"  mining: {since}; {miner.hard_ids.size} ids mined now, {ids.size} mined in at least "
-                 "one epoch")
-    if fusion is not None and miner.hard_ids.size:
-        from hardmine._report import resolve_sources
-
-        names, _ = resolve_sources(miner, miner.hard_ids)
-        if any(n is not None for n in names):
-            counts = sorted(((names.count(n), str(n)) for n in set(names)), key=lambda c: (-c[0], c[1]))
-            lines.append("  mined now per source: " + ", ".join(f"{n} {c}" for c, n in counts))
-    return "\n".join(lines) + "\n"
-
-
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(header)] + [line(r) for r in rows]) + "\n"
-
-
-def _format_epochs(rows: list[Any]) -> str:
-    if not rows:
-        return "no epoch recorded yet (end_epoch was never called)\n"
-    reasons = sorted({k for r in rows for k in r.excluded})
-    sources = list(dict.fromkeys(k for r in rows for k in r.per_source))
-    header = ["epoch", "status", "hard", "cut", "seen", "eligible"]
-    header += [f"excl:{k}" for k in reasons] if len(reasons) > 1 else ["excluded"]
-    header += ["overlap", "churn", "x drawn", "mined draws"] + [f"draws:{s}" for s in sources] + ["note"]
-    body = []
-    for r in rows:
-        mining = r.status in ("fired", "active")
-        cells = [str(r.epoch), r.status, str(r.num_hard), _fmt(r.score_cut), str(r.num_seen),
-                 str(r.num_eligible) if mining else "-"]
-        if len(reasons) > 1:
-            cells += [str(r.excluded.get(k, 0)) for k in reasons]
-        else:
-            cells.append(str(sum(r.excluded.values())))
-        cells += [_fmt(r.overlap_prev, "d"), _fmt(r.churn, ".0%"), _fmt(r.draw_ratio, ".2f"),
-                  _fmt(r.mined_draw_share, ".1%")]
-        cells += [str(r.per_source.get(s, 0)) for s in sources]
-        cells.append(r.note or "")
-        body.append(cells)
-    right = set(range(len(header))) - {1, len(header) - 1}
-    out = _table(header, body, right)
-    if len(reasons) == 1:
-        out += f"(excluded: kept out of selection by the {reasons[0]!r} guard)\n"
-    return out
-
-
-def _format_top(rows: list[Any], top: int, total: int) -> str:
-    rows = sorted(rows, key=lambda r: (-(r.score if r.score is not None else float("-inf")), r.id))[:top]
-    header = ["id", "source", "index", "score", "observations", "epochs mined"]
-    body = [[str(r.id), r.source or "-", _fmt(r.index, "d"), _fmt(r.score), str(r.observations),
-             str(r.epochs_mined)] for r in rows]
-    title = f"hardest mined samples now ({len(rows)} of {total}, by score):\n"
-    return title + _table(header, body, {0, 2, 3, 4, 5})
-
-
-def _write_export(rows: list[Any], path: Path) -> None:
-    records = [r.as_dict() for r in rows]
-    if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-        return
-    from hardmine._report import MinedRow
-
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(MinedRow.__dataclass_fields__))
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in rec.items()} for rec in records)
 
 
 # ---------------------------------------------------------------------------------------------- validate
@@ -342,6 +215,7 @@ def _validate(path: Path, out: TextIO) -> int:
     import yaml
     from pydantic import ValidationError
 
+    from hardmine._report_text import describe_config
     from hardmine.config import HardMiningConfig, load_yaml_block
 
     try:
@@ -372,7 +246,7 @@ def _validate(path: Path, out: TextIO) -> int:
     if not cfg.enabled:
         out.write("mining is DISABLED (enabled: false): the adapter installs nothing, training is stock\n")
     else:
-        out.write("".join(f"{x}\n" for x in _describe_config(cfg)))
+        out.write("".join(f"{x}\n" for x in describe_config(cfg)))
         seed = "the training seed" if cfg.seed is None else str(cfg.seed)
         out.write(f"seed: {seed}\n")
     out.write("\nresolved settings:\n")

@@ -8,12 +8,17 @@ them all, with comments saying which applies): those are accepted and ignored; a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hardmine.guards import Guard, build_guards
+from hardmine.selection import Percentile, Selector, Threshold, TopK
+from hardmine.triggers import EpochTrigger, PlateauTrigger, Trigger
 
 __all__ = [
     "EpochTriggerConfig",
@@ -24,7 +29,6 @@ __all__ = [
     "ResampleConfig",
     "ThresholdSelectConfig",
     "TopKSelectConfig",
-    "load_yaml_block",
 ]
 
 logger = logging.getLogger("hardmine")
@@ -48,6 +52,9 @@ class EpochTriggerConfig(_Strict):
     kind: Literal["epoch"] = "epoch"
     start_epoch: int = Field(2, ge=0)
 
+    def build(self) -> Trigger:
+        return EpochTrigger(self.start_epoch)
+
 
 class PlateauTriggerConfig(_Strict):
     """Mine once ``monitor`` plateaus (``torch.optim.lr_scheduler.ReduceLROnPlateau`` semantics)."""
@@ -59,6 +66,10 @@ class PlateauTriggerConfig(_Strict):
     threshold: float = Field(0.01, ge=0, allow_inf_nan=False)
     threshold_mode: Literal["rel", "abs"] = "rel"
     cooldown: int = Field(0, ge=0)
+
+    def build(self) -> Trigger:
+        return PlateauTrigger(self.monitor, self.mode, self.patience, self.threshold, self.threshold_mode,
+                              self.cooldown)
 
 
 _TRIGGER_KEYS = {"epoch": set(EpochTriggerConfig.model_fields), "plateau": set(PlateauTriggerConfig.model_fields)}
@@ -79,6 +90,9 @@ class TopKSelectConfig(_Strict):
             raise ValueError(f"k >= 1 is a count and must be an integer (or 0 < k < 1 a fraction), got {k}")
         return k
 
+    def build(self) -> Selector:
+        return TopK(self.k)
+
 
 class PercentileSelectConfig(_Strict):
     """Ids at or above the ``percentile``-th percentile of the eligible scores."""
@@ -86,12 +100,18 @@ class PercentileSelectConfig(_Strict):
     kind: Literal["percentile"] = "percentile"
     percentile: float = Field(90.0, ge=0, le=100)
 
+    def build(self) -> Selector:
+        return Percentile(self.percentile)
+
 
 class ThresholdSelectConfig(_Strict):
     """Ids whose score is at or above ``threshold``."""
 
     kind: Literal["threshold"] = "threshold"
     threshold: float = Field(2.5, allow_inf_nan=False)
+
+    def build(self) -> Selector:
+        return Threshold(self.threshold)
 
 
 _SELECT_KEYS = {"top_k": set(TopKSelectConfig.model_fields), "percentile": set(PercentileSelectConfig.model_fields),
@@ -146,6 +166,9 @@ class GuardConfig(_Strict):
     loss_tail: Optional[LossTailGuardConfig] = None
     loss_mixture: Optional[LossMixtureGuardConfig] = None
 
+    def build(self) -> list[Guard]:
+        return build_guards(self.model_dump())
+
 
 # ---------------------------------------------------------------------------- the block
 def _section(data: Any, keys: dict[str, set[str]], default_kind: str) -> Any:
@@ -186,6 +209,29 @@ class HardMiningConfig(_Strict):
             if "select" in data:
                 data["select"] = _section(data["select"], _SELECT_KEYS, "top_k")
         return data
+
+    @classmethod
+    def coerce(cls, config: HardMiningConfig | Mapping[str, Any] | str | PathLike[str] | None,
+               name: str = "config") -> HardMiningConfig:
+        """``config`` as a config: itself, a dict, a YAML path, or None (the defaults).
+
+        ``name`` is the argument named in errors (``mining`` for the HF adapter)."""
+        if config is None:
+            return cls()
+        if isinstance(config, HardMiningConfig):
+            return config
+        if isinstance(config, Mapping):
+            return cls.model_validate(dict(config))
+        if isinstance(config, (str, PathLike)):
+            if not Path(config).is_file():
+                raise FileNotFoundError(f"{name}={str(config)!r} does not exist. Pass the path of a YAML file "
+                                        "holding custom.hard_sample_mining, a dict, or a HardMiningConfig.")
+            return cls.from_yaml(config)
+        raise TypeError(f"{name} must be a HardMiningConfig, a dict or a YAML path, but got {type(config).__name__}")
+
+    def build_guards(self) -> list[Guard]:
+        """The noise guards this config asks for (none when ``guard: null``)."""
+        return [] if self.guard is None else self.guard.build()
 
     @classmethod
     def from_yaml(cls, path: str | PathLike[str]) -> HardMiningConfig:

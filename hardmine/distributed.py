@@ -6,13 +6,11 @@ never behind ``if rank == 0``. gloo gets CPU tensors, NCCL gets tensors on the c
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_gather_concat", "barrier", "broadcast_object", "get_rank", "get_world_size", "is_initialized"]
+__all__ = ["all_gather_concat", "all_gather_concat_sizes", "barrier", "get_rank", "get_world_size", "is_initialized"]
 
 
 def is_initialized() -> bool:
@@ -41,8 +39,17 @@ def all_gather_concat(arrays: list[np.ndarray]) -> list[np.ndarray]:
     Two collectives: one for the lengths, one for the padded payload. Single-process: the arrays
     themselves, not copies.
     """
+    return _gather(arrays)[0]
+
+
+def all_gather_concat_sizes(arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """:func:`all_gather_concat`, and how many entries each rank contributed (in rank order)."""
+    return _gather(arrays)
+
+
+def _gather(arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
     if not is_initialized() or get_world_size() == 1:
-        return list(arrays)
+        return list(arrays), [int(arrays[0].size) if arrays else 0]
     for a in arrays:
         if a.ndim != 1 or a.itemsize != 8 or a.size != arrays[0].size:
             raise ValueError("all_gather_concat takes 1-D 8-byte arrays of one length per rank")
@@ -59,17 +66,9 @@ def all_gather_concat(arrays: list[np.ndarray]) -> list[np.ndarray]:
     out = [torch.empty((len(arrays), longest), dtype=torch.int64, device=device) for _ in range(world)]
     dist.all_gather(out, torch.from_numpy(payload).to(device))
     gathered = [t.cpu().numpy() for t in out]
-    return [np.concatenate([gathered[r][row, : sizes_l[r]] for r in range(world)]).view(a.dtype)
-            for row, a in enumerate(arrays)]
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """``obj`` from rank ``src`` on every rank (identity without a process group)."""
-    if not is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+    joined = [np.concatenate([gathered[r][row, : sizes_l[r]] for r in range(world)]).view(a.dtype)
+              for row, a in enumerate(arrays)]
+    return joined, sizes_l
 
 
 def barrier() -> None:

@@ -2,9 +2,8 @@
 
 ``update`` validates and buffers; the buffer is folded into the table on the next read, in one
 vectorised pass, so recording a step costs a copy and reading an epoch costs a few passes over the table.
-The table is four parallel columns (structure of arrays). A fold that touches many slots (an epoch) scatters
-the losses once into a slot-indexed array and then updates every column in sequential passes; a small fold
-gathers and scatters the touched slots; ids seen several times in one fold use a closed-form EMA.
+This module maps ids to table slots (a range, an :class:`IdIndex`, or a sorted array of arbitrary ids);
+``_ledger_table`` holds the columns and the fold arithmetic.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hardmine._ledger_table import Table, rows_of
+from hardmine._state import check_state, stamp
 from hardmine._validation import as_id_array, as_loss_array
 
 __all__ = ["AGGREGATES", "IdIndex", "LedgerStats", "LossLedger"]
@@ -22,58 +23,13 @@ __all__ = ["AGGREGATES", "IdIndex", "LedgerStats", "LossLedger"]
 logger = logging.getLogger("hardmine")
 
 AGGREGATES = ("ema", "mean", "max", "last")
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _WARNED = {"nonfinite": False}  # warn once per process, not once per ledger
-_DENSE_FOLD = 8  # a fold of at least size/_DENSE_FOLD observations scatters once and sweeps the columns
-
-
-def _rows_of(column: np.ndarray, rows: Any, copy: bool = True) -> np.ndarray:
-    """``column[rows]`` as a new array (a slice only views, an index array already copies); with
-    ``copy=False`` a slice stays a view, made read-only."""
-    view: np.ndarray = column[rows]
-    if not isinstance(rows, slice):
-        return view  # a copy already
-    if copy:
-        return view.copy()
-    view.flags.writeable = False
-    return view
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     """One array of ``arrays`` in order (the only one itself, without a copy)."""
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-
-class _Table:
-    """One record per slot as parallel columns: score f32, count i32, first loss f32, last-seen epoch i32.
-
-    16 bytes a slot; a sweep over one column reads 4 bytes a slot.
-    """
-
-    __slots__ = ("count", "first", "last", "score")
-
-    def __init__(self, n: int) -> None:
-        self.score = np.zeros(n, dtype=np.float32)
-        self.count = np.zeros(n, dtype=np.int32)
-        self.first = np.zeros(n, dtype=np.float32)
-        self.last = np.full(n, -1, dtype=np.int32)
-
-    @property
-    def size(self) -> int:
-        return int(self.score.size)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.score.nbytes + self.count.nbytes + self.first.nbytes + self.last.nbytes)
-
-    def take(self, rows: Any, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(score, count, first, last)`` at ``rows`` (a slice, mask or slot array): new arrays, or with
-        ``copy=False`` and a slice, read-only views."""
-        return (_rows_of(self.score, rows, copy), _rows_of(self.count, rows, copy),
-                _rows_of(self.first, rows, copy), _rows_of(self.last, rows, copy))
-
-    def put(self, rows: Any, score: Any, count: Any, first: Any, last: Any) -> None:
-        self.score[rows], self.count[rows], self.first[rows], self.last[rows] = score, count, first, last
 
 
 @runtime_checkable
@@ -164,7 +120,7 @@ class LossLedger:
         self._index: IdIndex | None = _RangeIndex(int(num_ids)) if num_ids is not None else index
         size = self._index.size if self._index is not None else 0
         self._keys = np.empty(0, dtype=np.int64)  # sparse mode only: sorted ids, one per slot
-        self._table = _Table(size)
+        self._table = Table(size, aggregate, self.ema_decay)
         self._pending_ids: list[np.ndarray] = []  # the buffer, folded on the next read
         self._pending_losses: list[np.ndarray] = []
         self.epoch = 0
@@ -223,7 +179,7 @@ class LossLedger:
     def scores(self, min_observations: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, scores)`` as NumPy arrays, ids ascending."""
         ids, rows = self._observed(min_observations)
-        return ids, _rows_of(self._table.score, rows)
+        return ids, rows_of(self._table.score, rows)
 
     def _observed(self, min_observations: int) -> tuple[np.ndarray, Any]:
         """The ids seen ``min_observations`` times, ascending, and their table rows (slice, mask or slots)."""
@@ -264,8 +220,8 @@ class LossLedger:
             ids, losses = ids[finite], losses[finite]
         if ids.size == 0:
             return
-        slots = self._slots_for_fold(ids)
-        self._apply(slots, losses)
+        slots = self._slots_for_fold(ids)  # may grow the table: look it up after
+        self._table.fold(slots, losses, self.epoch)
 
     def _slots_for_fold(self, ids: np.ndarray) -> np.ndarray:
         if isinstance(self._index, _RangeIndex):
@@ -291,135 +247,22 @@ class LossLedger:
     def _grow(self, new_ids: np.ndarray) -> None:
         keys = np.concatenate([self._keys, new_ids])  # two disjoint sorted runs:
         keys.sort(kind="stable")  # timsort merges them in linear time
-        table = _Table(keys.size)
-        if self._keys.size:
-            table.put(np.searchsorted(keys, self._keys), *self._table.take(slice(None)))
-        self._keys, self._table = keys, table
-
-    def _apply(self, slots: np.ndarray, x: np.ndarray) -> None:
-        """Fold observations ``x`` (stream order) for ``slots`` into the table."""
-        n = self._table.size
-        if slots.size * _DENSE_FOLD >= n:
-            dense = np.full(n, np.nan, dtype=np.float32)  # the fold's loss per slot; NaN: not observed
-            dense[slots] = x  # a repeated slot keeps one of its losses: found by the count below
-            hit = dense == dense
-            num_hit = int(np.count_nonzero(hit))
-            if num_hit == slots.size:  # no slot repeated: one sweep does it
-                self._sweep(dense, None if num_hit == n else hit)
-                return
-            multi_mask = np.bincount(slots, minlength=n)[slots] > 1
-            dense[slots[multi_mask]] = np.nan
-            self._sweep(dense, dense == dense)
-        else:
-            s = np.sort(slots)
-            dup = s[1:][s[1:] == s[:-1]]
-            if dup.size == 0:
-                self._apply_single(slots, x)
-                return
-            multi_mask = np.isin(slots, dup)
-            self._apply_single(slots[~multi_mask], x[~multi_mask])
-        self._apply_grouped(slots[multi_mask], x[multi_mask])
-
-    def _combine(self, old: np.ndarray, old_n: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The aggregate of a slot that has one already (``old`` over ``old_n`` observations) after one more
-        observation ``x``, as a new array. A slot seen for the first time takes ``x`` itself instead."""
-        if self.aggregate == "ema":  # float32 throughout: the table's precision, twice the speed
-            d = np.float32(self.ema_decay)
-            new = old * d
-            new += x * (np.float32(1.0) - d)
-        elif self.aggregate == "mean":
-            new = ((old * old_n + x) / (old_n + 1.0)).astype(np.float32)
-        elif self.aggregate == "max":
-            new = np.maximum(old, x)
-        else:
-            new = x.copy()
-        return new
-
-    def _sweep(self, dense: np.ndarray, hit: np.ndarray | None) -> None:
-        """Fold one observation per slot (``dense``: the loss per slot) where ``hit``, or in every slot when
-        ``hit`` is None, column by column."""
-        t = self._table
-        seen = t.count > 0
-        num_seen = int(np.count_nonzero(seen))
-        new = dense  # no slot has a score yet: nothing to combine with
-        if num_seen:
-            new = self._combine(t.score, t.count, dense)
-            if num_seen < seen.size:
-                np.copyto(new, dense, where=~seen)  # a slot's first loss starts its score
-        if hit is None:
-            t.score = new  # every slot changes: the new column replaces the old
-            t.count += 1
-            t.last.fill(self.epoch)
-        else:
-            np.copyto(t.score, new, where=hit)
-            t.count += hit
-            np.copyto(t.last, np.int32(self.epoch), where=hit)
-        if num_seen < seen.size:
-            np.copyto(t.first, dense, where=~seen if hit is None else hit & ~seen)
-
-    def _apply_single(self, slots: np.ndarray, x: np.ndarray) -> None:
-        """Each slot appears once: gather the touched records, update them, scatter them back."""
-        if slots.size == 0:
-            return
-        t = self._table
-        old_n = t.count[slots]
-        fresh = old_n == 0
-        new = self._combine(t.score[slots], old_n, x)
-        new[fresh] = x[fresh]
-        t.score[slots] = new
-        t.first[slots[fresh]] = x[fresh]
-        t.count[slots] = old_n + 1
-        t.last[slots] = self.epoch
-
-    def _apply_grouped(self, slots: np.ndarray, x: np.ndarray) -> None:
-        """Slots repeat: group them in stream order and fold each group in closed form."""
-        order = np.argsort(slots, kind="stable")
-        s, xs = slots[order], x[order].astype(np.float64)
-        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-        u = s[starts]
-        c = np.diff(np.r_[starts, s.size])
-        t = self._table
-        old_n = t.count[u]
-        seen = old_n > 0
-        old = t.score[u].astype(np.float64)
-        if self.aggregate == "ema":
-            d = self.ema_decay
-            pos = np.arange(s.size) - np.repeat(starts, c)  # position inside the group
-            w = (1.0 - d) * np.power(d, np.repeat(c, c) - 1 - pos)
-            w[starts] = np.where(seen, w[starts], np.power(d, c - 1))  # first observation initialises
-            new = np.add.reduceat(w * xs, starts) + np.where(seen, np.power(d, c) * old, 0.0)
-        elif self.aggregate == "mean":
-            new = (old * old_n + np.add.reduceat(xs, starts)) / (old_n + c)
-        elif self.aggregate == "max":
-            m = np.maximum.reduceat(xs, starts)
-            new = np.where(seen, np.maximum(old, m), m)
-        else:
-            new = xs[starts + c - 1]
-        t.put(u, new, old_n + c, np.where(seen, t.first[u], xs[starts]), self.epoch)
+        self._table = self._table.resized(keys.size, np.searchsorted(keys, self._keys))
+        self._keys = keys
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The observed ids (ascending) with their columns; loadable by any ledger that accepts the ids."""
         st = self.stats()
-        return {
-            "version": _STATE_VERSION,
-            "aggregate": self.aggregate,
-            "ema_decay": self.ema_decay,
-            "size": None if self._index is None else int(self._index.size),
-            "epoch": self.epoch,
-            "num_skipped": self.num_skipped,
-            "ids": st.ids,
-            "scores": st.scores,
-            "counts": st.counts,
-            "first": st.first,
-            "last_seen": st.last_seen,
-        }
+        return stamp("LossLedger", _STATE_VERSION, aggregate=self.aggregate, ema_decay=self.ema_decay,
+                     size=None if self._index is None else int(self._index.size), epoch=self.epoch,
+                     num_skipped=self.num_skipped, ids=st.ids, scores=st.scores, counts=st.counts, first=st.first,
+                     last_seen=st.last_seen)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        version = state.get("version")
-        if version != _STATE_VERSION:
-            raise ValueError(f"cannot load LossLedger state of version {version!r}; this hardmine reads "
-                             f"version {_STATE_VERSION}")
+        columns = ("scores", "counts", "first", "last_seen")
+        check_state(state, "LossLedger", _STATE_VERSION,
+                    ("aggregate", "ema_decay", "size", "epoch", "num_skipped", "ids", *columns))
         if state["aggregate"] != self.aggregate or float(state["ema_decay"]) != self.ema_decay:
             raise ValueError(f"LossLedger state was written with aggregate={state['aggregate']!r}, "
                              f"ema_decay={state['ema_decay']}, but this ledger uses "
@@ -428,18 +271,18 @@ class LossLedger:
         if state["size"] != size:
             raise ValueError(f"LossLedger state covers {state['size']} ids but this ledger covers {size}")
         ids = np.asarray(state["ids"], dtype=np.int64)
-        cols = {k: np.asarray(state[k]) for k in ("scores", "counts", "first", "last_seen")}
-        if any(a.shape != ids.shape for a in cols.values()):
-            raise ValueError("LossLedger state arrays have different lengths")
+        cols = [np.asarray(state[k]) for k in columns]
+        if any(a.shape != ids.shape for a in cols):
+            raise ValueError("LossLedger state arrays have different lengths: "
+                             + ", ".join(f"{k}={np.shape(state[k])}" for k in ("ids", *columns)))
         if self._index is None:
             if ids.size and np.any(ids[1:] <= ids[:-1]):
                 raise ValueError("LossLedger state ids must be strictly ascending")
             keys, slots = ids.copy(), np.arange(ids.size)
-            table = _Table(ids.size)
         else:
             keys, slots = self._keys, np.asarray(self._index.slots(ids), np.int64)
-            table = _Table(self._index.size)
-        table.put(slots, cols["scores"], cols["counts"], cols["first"], cols["last_seen"])
+        table = Table(ids.size if self._index is None else self._index.size, self.aggregate, self.ema_decay)
+        table.put(slots, *cols)
         self._keys, self._table = keys, table
         self._pending_ids, self._pending_losses = [], []
         self.epoch = int(state["epoch"])

@@ -11,12 +11,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from hardmine._state import Versioned
+
 __all__ = ["EpochTrigger", "PlateauTrigger", "Trigger"]
 
 logger = logging.getLogger("hardmine")
 
 
-class Trigger:
+class Trigger(Versioned):
     """Base class: decide, at the end of an epoch, whether mining should start. One method, ``step``.
 
     >>> class AfterLossBelow(Trigger):
@@ -31,12 +33,6 @@ class Trigger:
 
     def step(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         raise NotImplementedError
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
 
 
 class EpochTrigger(Trigger):
@@ -133,10 +129,12 @@ class PlateauTrigger(Trigger):
             return True
         return False
 
-    def state_dict(self) -> dict[str, Any]:
+    _STATE_KEYS = ("best", "num_bad_epochs", "cooldown_counter")
+
+    def _state(self) -> dict[str, Any]:
         return {"best": self.best, "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load(self, state: Mapping[str, Any]) -> None:
         if int(state["num_bad_epochs"]) < 0 or int(state["cooldown_counter"]) < 0:
             raise ValueError(f"cannot load PlateauTrigger state with negative counters: {dict(state)}")
         self.best = float(state["best"])

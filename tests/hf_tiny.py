@@ -156,3 +156,17 @@ def vl_collate(features: list[dict[str, Any]]) -> dict[str, Any]:
 
 def stack_collate(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: torch.stack([f[k] for f in features]) for k in features[0]}
+
+
+def record_stream(trainer: Any) -> list[tuple[int, float]]:
+    """Every (id, loss) pair the adapter hands ``trainer.miner.record``, in order (the list fills as it trains)."""
+    stream: list[tuple[int, float]] = []
+    miner = trainer.miner
+    record = miner.record
+
+    def recording(ids: Any, losses: Any, indices: Any = None) -> None:
+        stream.extend(zip(torch.as_tensor(ids).tolist(), torch.as_tensor(losses).tolist()))
+        record(ids, losses, indices)
+
+    miner.record = recording
+    return stream

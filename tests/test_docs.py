@@ -80,3 +80,21 @@ def test_api_reference_builds_strict(tmp_path: Path) -> None:
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").stat().st_size > 10_000
+
+
+def test_design_diagram_follows_end_epoch_stage_by_stage() -> None:
+    """docs/design.md's pipeline lists the stages in the order HardMiner.end_epoch runs them."""
+    import inspect
+
+    from hardmine import HardMiner
+
+    text = (DOCS / "design.md").read_text(encoding="utf-8")
+    block = text[text.index("epoch end, on every rank"): text.index("next epoch: the DataLoader")]
+    stages = re.findall(r"^   (?:\w+\s+=\s+)?([\w.]+)\(", block, flags=re.M)
+    assert len(stages) >= 8, stages
+    source = inspect.getsource(HardMiner.end_epoch)
+    at = 0
+    for stage in stages:
+        found = re.search(rf"(?:self\._?)?{re.escape(stage)}\(", source[at:])
+        assert found is not None, f"stage {stage!r} is not in end_epoch after position {at} (or out of order)"
+        at += found.end()

@@ -186,7 +186,7 @@ def test_uniform_targets_at_ratio_one_are_a_permutation_and_ratio_spreads_random
 
 
 def test_draw_subset_is_uniform_and_distinct() -> None:
-    from hardmine._fusion_sampler import draw_subset
+    from hardmine.fusion._sampler import draw_subset
 
     n, k, trials = 12, 4, 3000
     hits = np.zeros(n, dtype=np.int64)
@@ -351,5 +351,5 @@ def test_repr_pickle_and_state_round_trip() -> None:
     assert list(fresh) == list(s) and fresh.state_dict()["epoch"] == 4
     worker_copy = pickle.loads(pickle.dumps(fusion))  # what a spawned DataLoader worker receives
     assert [worker_copy[i] for i in range(len(fusion))] == [fusion[i] for i in range(len(fusion))]
-    with pytest.raises(ValueError, match="kind='FusionSampler'"):
+    with pytest.raises(ValueError, match="expected kind 'FusionSampler'"):
         fresh.load_state_dict({**s.state_dict(), "kind": "HardMiningSampler"})

@@ -8,8 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from hardmine import HardMiner, HardMiningConfig
-from hardmine.fusion import FusionDataset
-from hardmine.fusion_config import FusionConfig
+from hardmine.fusion import FusionConfig, FusionDataset
 
 TRAINING_YAML = """\
 model: qwen3-vl
@@ -76,8 +75,8 @@ def test_shorthand_forms() -> None:
          "auxiliaries.lvis.replacment", "Extra inputs"),
         ({"targets": ["a"], "auxiliaries": {"lvis": {}}}, "auxiliaries.lvis.ratio", "Field required"),
         ({"targets": {"a": {"replacement": True}}}, "targets.a.replacement", "Extra inputs"),
-        ({"targets": ["a", "a"]}, "targets", "duplicate source name(s) ['a']"),
-        ({"targets": ["a"], "auxiliaries": {"a": 0.1}}, "", "['a'] are used both as a target and as an aux"),
+        ({"targets": ["a", "a"]}, "targets", "source name 'a' is used twice as a target"),
+        ({"targets": ["a"], "auxiliaries": {"a": 0.1}}, "", "'a' is used both as a target and as an aux"),
         ({"targets": {"": {}}}, "targets", "non-empty"),
         ({"targets": ["a"], "weights": 1}, "weights", "Extra inputs"),
     ],

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from hardmine import HardMiner
-from hardmine._serialization import load_state
+from hardmine import HardMiner, RunRecord
 from hardmine.fusion import FusionDataset, Pool, decode_ids
 from tests.strategies_fusion import FusionSpec, fusion_specs
 
@@ -99,8 +99,9 @@ def test_save_load_keeps_the_plan_and_reports_decode_offline(tmp_path: Path) -> 
     again.sampler.set_epoch(2)
     assert list(again.sampler) == expected
     np.testing.assert_array_equal(again.hard_ids, miner.hard_ids)
-    description = load_state(path, kind="HardMiner")["fusion"]  # what `hardmine report` has: no data
-    names, index = decode_ids(description, miner.hard_ids)
+    record = RunRecord.load(path)  # what `hardmine report` has: no data
+    assert record.id_mode == "fusion" and record.fusion is not None
+    names, index = decode_ids(record.fusion, record.hard_ids)
     assert names.tolist() == ["bbu"] * 5 and sorted(index.tolist()) == [0, 1, 2, 3, 4]
 
 
@@ -144,3 +145,16 @@ def test_plan_reaches_persistent_workers_after_mining() -> None:
         miner.end_epoch(epoch)
     assert len(pids_per_epoch[0]) == 2 and os.getpid() not in pids_per_epoch[0]
     assert pids_per_epoch[0] == pids_per_epoch[1] == pids_per_epoch[2]  # the same persistent workers
+
+
+def test_a_fusion_file_trains_with_its_dataset_and_reports_without(tmp_path: Path) -> None:
+    fusion = FusionDataset({"bbu": [{"x": i} for i in range(20)]}, {"lvis": ([{"y": i} for i in range(40)], 0.5)})
+    miner = HardMiner(CFG, dataset=fusion, seed=1)
+    run_epoch(miner, fusion, 0)
+    miner.end_epoch(0)
+    path = miner.save(tmp_path / "miner.npz")
+    with pytest.raises(ValueError, match=r"saved by a FusionDataset run: pass dataset=.*RunRecord.load"):
+        HardMiner.load(path)
+    record = RunRecord.load(path)
+    assert [e.to_dict() for e in record.history] == [e.to_dict() for e in miner.history]
+    assert record.hard_ids.tolist() == miner.hard_ids.tolist() and len(record.ledger) == len(miner.ledger)

@@ -113,11 +113,14 @@ def test_learnability_keeps_ids_absent_from_a_call_and_aligns_by_id() -> None:
 
 
 def test_learnability_refuses_bad_state() -> None:
+    head = {"kind": "Learnability", "version": 1}
     with pytest.raises(ValueError, match="missing keys"):
-        Learnability().load_state_dict({"ids": np.arange(3)})
+        Learnability().load_state_dict({**head, "ids": np.arange(3)})
     with pytest.raises(ValueError, match="ascending"):
-        Learnability().load_state_dict({"ids": np.array([2, 1]), "ref": np.ones(2), "pending": np.ones(2),
+        Learnability().load_state_dict({**head, "ids": np.array([2, 1]), "ref": np.ones(2), "pending": np.ones(2),
                                         "tracked": np.ones(2), "epoch": 0})
+    with pytest.raises(ValueError, match="'Staleness' state into a Learnability"):
+        Learnability().load_state_dict(Staleness().state_dict())
 
 
 @pytest.mark.parametrize("max_age, expected", [(0, [False, True, True, True]),
@@ -161,9 +164,10 @@ def test_bad_settings_are_refused_naming_the_value(make, field: str) -> None:  #
 
 
 def test_stateless_guards_refuse_state() -> None:
-    assert LossTail().state_dict() == {}
-    with pytest.raises(ValueError, match="keeps no state"):
-        Staleness().load_state_dict({"x": 1})
+    assert LossTail().state_dict() == {"kind": "LossTail", "version": 1}  # nothing tracked
+    Staleness().load_state_dict(Staleness().state_dict())
+    with pytest.raises(ValueError, match="'LossTail' state into a Staleness"):
+        Staleness().load_state_dict(LossTail().state_dict())
 
 
 def test_build_guards_from_the_config_section() -> None:

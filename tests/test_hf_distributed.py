@@ -64,11 +64,10 @@ def test_every_rank_ends_with_the_same_hard_set(full_run: tuple[Path, list[dict[
 def test_no_collective_is_called_by_one_rank_alone(full_run: tuple[Path, list[dict[str, Any]]]) -> None:
     _, (r0, r1) = full_run
     assert r0["collectives"] == r1["collectives"]
-    # 3 epoch ends (gather) + 6 checkpoints (pending losses and their sizes)
-    assert r0["collectives"].count("_gather:3") == 3
-    assert (
-        r0["collectives"].count("save_mining_state:3") == r0["collectives"].count("save_mining_state:1") == 6
-    )
+    # 3 epoch ends (the record buffer's gather) + 6 checkpoints (every rank's pending records, with sizes)
+    assert r0["collectives"].count("gather:all_gather_concat:3") == 3
+    assert r0["collectives"].count("state_dict:all_gather_concat_sizes:3") == 6
+    assert len(r0["collectives"]) == 9
 
 
 def test_resume_mid_epoch_on_two_ranks_reproduces_the_run(

@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 
 
 from hardmine.integrations.hf import STATE_FILE, HardMiningTrainer  # noqa: E402
-from tests.hf_tiny import TokenDataset, stack_collate, tiny_args, tiny_qwen3  # noqa: E402
+from tests.hf_tiny import TokenDataset, record_stream, stack_collate, tiny_args, tiny_qwen3  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MINING = {
@@ -31,12 +31,7 @@ class Recording(HardMiningTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.stream: list[tuple[int, float]] = []
-
-    def _hm_flush(self) -> None:
-        for ids, losses, _ in self._hm_buf:
-            self.stream += list(zip(ids.tolist(), losses.tolist()))
-        super()._hm_flush()
+        self.stream = record_stream(self)
 
 
 def _trainer(out: Path, data: TokenDataset | None = None) -> Recording:

@@ -145,7 +145,7 @@ def test_sample_ids_survive_remove_unused_columns_without_peeking(tmp_path: Path
     trainer.train()
     assert len(data.reads) == 32  # exactly the sampler's draws: 16 per epoch
     miner = trainer.miner
-    assert miner is not None and miner.custom_ids
+    assert miner is not None and miner.id_space.kind == "mapped"
     seen, scores = miner.ledger.scores()
     assert seen.tolist() == sorted(set(ids)) and np.isfinite(scores).all()
     assert set(miner.hard_ids.tolist()) <= set(ids) and miner.hard_ids.size == 4

@@ -1,6 +1,9 @@
-"""Per-sample token cross-entropy for causal LMs and VLMs, with the stock Trainer's gradient.
+"""Per-sample losses for the Trainer adapter: one component, :class:`PerSampleLoss`, over every path.
 
-The adapter installs :class:`TokenLossCapture` as the model's ``loss_function``. It reduces the
+Paths, in order of preference: the stock token CE captured as it is computed (causal LMs and VLMs), a
+recompute from the logits, a chunked recompute from the hidden states (fused losses return no logits),
+or the user's ``per_sample_loss_fn`` (other heads). The adapter installs :class:`TokenLossCapture` as the
+model's ``loss_function``. It reduces the
 per-token CE exactly as ``transformers.loss.loss_utils.ForCausalLMLoss`` does (``sum / num_items_in_batch``
 when the Trainer passes it, the micro-batch token mean otherwise), so the loss and every gradient are
 the stock ones, and keeps a detached view of the same per-token tensor: no second copy of the logits.
@@ -10,13 +13,16 @@ boundaries (:func:`segment_starts`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers.loss.loss_utils import LOSS_MAPPING, ForCausalLMLoss
 
 IGNORE_INDEX = -100
+BOUNDARY_KEYS = ("position_ids", "attention_mask", "cu_seq_lens_q", "cu_seq_lens_k", "seq_idx")
+PerSampleLossFn = Callable[[Any, Mapping[str, Any]], torch.Tensor]
 
 
 class TokenLossCapture:
@@ -78,6 +84,21 @@ def shift_targets(inputs: Mapping[str, Any], labels: torch.Tensor) -> torch.Tens
     return F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
 
 
+def _chunked_ce(rows: torch.Tensor, targets: torch.Tensor, to_logits: Callable[[torch.Tensor], torch.Tensor],
+                chunk_tokens: int) -> torch.Tensor:
+    """No-grad per-token CE of ``to_logits(rows[chunk])`` against ``targets``, ``chunk_tokens`` rows at a time."""
+    targets = targets.to(rows.device)
+    flat_rows = rows.detach().reshape(-1, rows.shape[-1])
+    flat_targets = targets.reshape(-1)
+    out = torch.empty(flat_targets.shape, dtype=torch.float32, device=rows.device)
+    with torch.no_grad():
+        for start in range(0, flat_targets.numel(), chunk_tokens):
+            stop = start + chunk_tokens
+            out[start:stop] = F.cross_entropy(to_logits(flat_rows[start:stop]).float(), flat_targets[start:stop],
+                                              reduction="none")
+    return out.view(targets.shape)
+
+
 def token_losses_from_logits(
     logits: torch.Tensor, targets: torch.Tensor, *, chunk_tokens: int = 4096
 ) -> torch.Tensor:
@@ -86,17 +107,7 @@ def token_losses_from_logits(
     Used when the gradient's loss is not ours (``compute_loss_func``, label smoothing): memory stays
     one chunk of float32 logits above the stock step.
     """
-    targets = targets.to(logits.device)
-    flat_logits = logits.detach().reshape(-1, logits.shape[-1])
-    flat_targets = targets.reshape(-1)
-    out = torch.empty(flat_targets.shape, dtype=torch.float32, device=logits.device)
-    with torch.no_grad():
-        for start in range(0, flat_targets.numel(), chunk_tokens):
-            stop = start + chunk_tokens
-            out[start:stop] = F.cross_entropy(
-                flat_logits[start:stop].float(), flat_targets[start:stop], reduction="none"
-            )
-    return out.view(targets.shape)
+    return _chunked_ce(logits, targets, lambda x: x, chunk_tokens)
 
 
 def token_losses_from_hidden(
@@ -107,16 +118,7 @@ def token_losses_from_hidden(
     The fallback when the model returns ``logits=None`` (Liger fused CE, TRL ``chunked_nll``): it never
     holds more than ``chunk_tokens`` rows of logits.
     """
-    targets = targets.to(hidden.device)
-    flat_hidden = hidden.detach().reshape(-1, hidden.shape[-1])
-    flat_targets = targets.reshape(-1)
-    out = torch.empty(flat_targets.shape, dtype=torch.float32, device=hidden.device)
-    with torch.no_grad():
-        for start in range(0, flat_targets.numel(), chunk_tokens):
-            stop = start + chunk_tokens
-            logits = lm_head(flat_hidden[start:stop]).float()
-            out[start:stop] = F.cross_entropy(logits, flat_targets[start:stop], reduction="none")
-    return out.view(targets.shape)
+    return _chunked_ce(hidden, targets, lm_head, chunk_tokens)
 
 
 def segment_starts(inputs: Mapping[str, Any], shape: torch.Size) -> torch.Tensor | None:
@@ -188,3 +190,91 @@ def per_sample_means(
     sums.index_add_(0, sample, per_token.reshape(-1)[keep])
     counts = torch.bincount(sample, minlength=num_samples)
     return sums / counts
+
+
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model under PEFT (whose forward calls ``self.loss_function``)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def is_token_ce_model(model: torch.nn.Module) -> bool:
+    """Whether the model's loss is ``ForCausalLMLoss`` (causal LMs, VLMs such as Qwen3-VL)."""
+    if getattr(model, "_loss_function", None) is not None or not hasattr(type(model), "loss_function"):
+        return False
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return False
+    return LOSS_MAPPING.get(getattr(model, "loss_type", None) or "ForCausalLM") is ForCausalLMLoss
+
+
+def output_field(outputs: Any, name: str) -> Any:
+    if hasattr(outputs, name):  # ModelOutput: the attribute, not the dict (None never enters the dict)
+        return getattr(outputs, name)
+    return outputs.get(name) if isinstance(outputs, Mapping) else None
+
+
+class PerSampleLoss:
+    """One loss per sample of a training batch, whichever path the model allows.
+
+    Args:
+        model: the (unwrapped) model; a token-CE model gets a :class:`TokenLossCapture` as its loss function.
+        fn: ``fn(outputs, inputs) -> Tensor[num_samples]`` for heads whose loss is not token CE.
+        want_hidden: ask the model for hidden states (fused losses that return no logits).
+    """
+
+    def __init__(self, model: torch.nn.Module, fn: PerSampleLossFn | None = None, want_hidden: bool = False) -> None:
+        self.fn = fn
+        self.want_hidden = want_hidden and fn is None
+        self.capture: TokenLossCapture | None = None
+        base = base_model(model)
+        if fn is None and is_token_ce_model(base):
+            self.capture = TokenLossCapture()
+            base.loss_function = self.capture  # type: ignore[assignment]
+
+    def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Before the forward: arm the capture, ask for hidden states; returns the batch's sample boundaries
+        (``position_ids``, ``cu_seq_lens``...), read before the model may consume them."""
+        if self.fn is None and inputs.get("labels") is None:
+            raise ValueError(
+                "hardmine: the training batch has no 'labels'. The per-sample loss is the token "
+                "cross-entropy over labels (-100 = ignored): have the collator return labels, or pass "
+                "per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch] for a model whose loss is not token CE.")
+        if self.want_hidden:
+            inputs["output_hidden_states"] = True
+        if self.capture is not None:
+            self.capture.arm()
+        return {k: inputs.get(k) for k in (*BOUNDARY_KEYS, "labels", "shift_labels")}
+
+    def compute(self, model: torch.nn.Module, outputs: Any, inputs: Mapping[str, Any], before: Mapping[str, Any],
+                num_samples: int) -> torch.Tensor:
+        """After the forward: ``Tensor[num_samples]``, detached (NaN for a sample with no valid token)."""
+        if self.fn is not None:
+            with torch.no_grad():
+                losses = torch.as_tensor(self.fn(outputs, {**inputs, "labels": before["labels"]})).reshape(-1)
+            if losses.numel() != num_samples:
+                raise ValueError(f"hardmine: per_sample_loss_fn returned {losses.numel()} losses for a batch of "
+                                 f"{num_samples} sample ids; it must return one loss per sample (Tensor[batch]).")
+            return losses.detach().float()
+        per_token, targets = self._token_losses(model, outputs, before)
+        starts = segment_starts(before, per_token.shape)
+        return per_sample_means(per_token, targets, num_samples, starts).detach().float()
+
+    def _token_losses(self, model: torch.nn.Module, outputs: Any,
+                      before: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        captured = self.capture.take() if self.capture is not None else None
+        if captured is not None:
+            return captured
+        targets = shift_targets(before, before["labels"])
+        logits = output_field(outputs, "logits")
+        if logits is not None:
+            return token_losses_from_logits(logits, targets), targets.to(logits.device)
+        hidden = output_field(outputs, "hidden_states")
+        unwrapped: Any = base_model(model)
+        head = unwrapped.get_output_embeddings()
+        if hidden is not None and head is not None:
+            return token_losses_from_hidden(hidden[-1], head, targets), targets.to(hidden[-1].device)
+        raise ValueError(
+            "hardmine: the model returned logits=None (a fused cross-entropy: use_liger_kernel=True, or TRL "
+            "loss_type='chunked_nll') and no hidden states to recompute per-sample losses from. Set "
+            "use_liger_kernel=True in TrainingArguments (hardmine then asks for hidden states), turn the fused "
+            "loss off, or pass per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch].")

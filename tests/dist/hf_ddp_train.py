@@ -21,25 +21,21 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
 
     import hardmine.distributed as hd
     from hardmine.integrations.hf import HardMiningTrainer
-    from tests.hf_tiny import TokenDataset, stack_collate, tiny_args, tiny_qwen3
+    from tests.hf_tiny import TokenDataset, record_stream, stack_collate, tiny_args, tiny_qwen3
 
     calls: list[str] = []
-    gather = hd.all_gather_concat
 
-    def logged_gather(arrays: list[Any]) -> list[Any]:
-        caller = sys._getframe(1).f_code.co_name
-        calls.append(f"{caller}:{len(arrays)}")
-        return gather(arrays)
+    def logged(name: str) -> Any:
+        collective = getattr(hd, name)
 
-    hd.all_gather_concat = logged_gather  # the miner and the adapter both call it through the module
+        def call(arrays: list[Any]) -> Any:
+            calls.append(f"{sys._getframe(1).f_code.co_name}:{name}:{len(arrays)}")
+            return collective(arrays)
 
-    class Recording(HardMiningTrainer):
-        stream: list[tuple[int, float]] = []
+        return call
 
-        def _hm_flush(self) -> None:
-            for ids, losses, _ in self._hm_buf:
-                self.stream += list(zip(ids.tolist(), losses.tolist()))
-            super()._hm_flush()
+    for name in ("all_gather_concat", "all_gather_concat_sizes"):  # hardmine calls them through the module
+        setattr(hd, name, logged(name))
 
     args = tiny_args(out / mode, per_device_train_batch_size=2, num_train_epochs=3, save_strategy="steps",
                      save_steps=3, logging_steps=3, ddp_backend="gloo")
@@ -48,13 +44,14 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
         "select": {"kind": "top_k", "k": 5},
         "resample": {"hard_weight": 4.0, "max_repeats": 3},
     }
-    trainer = Recording(
+    trainer = HardMiningTrainer(
         model=tiny_qwen3(seed=1),
         args=args,
         train_dataset=TokenDataset(24),
         data_collator=stack_collate,
         mining=mining,
     )
+    stream = record_stream(trainer)
     trainer.train(resume_from_checkpoint=checkpoint)
     miner = trainer.miner
     assert miner is not None
@@ -62,7 +59,7 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
     ids, scores = miner.ledger.scores()
     result = {
         "world_size": hd.get_world_size(),
-        "stream": trainer.stream,
+        "stream": stream,
         "hard_ids": miner.hard_ids.tolist(),
         "ledger_ids": ids.tolist(),
         "scores": scores.tolist(),

@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CODE_BITS", "ID_BITS", "FusionLayout", "SourceSpec", "decode_ids", "source_code"]
-
 ID_BITS = 40  # low bits: the index inside the source (up to 2**40 samples per source)
 CODE_BITS = 22  # high bits: the source code; 22 + 40 = 62 bits, so every id is a positive int64
 _INDEX_MASK = (1 << ID_BITS) - 1
@@ -51,9 +49,25 @@ class SourceSpec:
         return f"{self.kind} {self.name!r}"
 
 
+def check_names(named: Sequence[tuple[str, str]]) -> None:
+    """Refuse empty or repeated source names in ``(name, kind)`` pairs; the one place names are checked.
+
+    >>> check_names([("bbu", "target"), ("bbu", "auxiliary")])
+    Traceback (most recent call last):
+    ...
+    ValueError: source name 'bbu' is used both as a target and as an auxiliary; source names must be unique
+    """
+    seen: dict[str, str] = {}
+    for name, kind in named:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"source names must be non-empty strings, but got {name!r}")
+        if name in seen:
+            what = "both as a target and as an auxiliary" if seen[name] != kind else f"twice as a {kind}"
+            raise ValueError(f"source name {name!r} is used {what}; source names must be unique")
+        seen[name] = kind
+
+
 def _check_spec(s: SourceSpec) -> None:
-    if not isinstance(s.name, str) or not s.name:
-        raise ValueError(f"source names must be non-empty strings, but got {s.name!r}")
     if s.kind not in ("target", "auxiliary"):
         raise ValueError(f"{s.name!r}: kind must be 'target' or 'auxiliary', but got {s.kind!r}")
     if isinstance(s.ratio, bool) or not isinstance(s.ratio, (int, float)) or not math.isfinite(s.ratio) \
@@ -81,15 +95,9 @@ class FusionLayout:
 
     def __init__(self, specs: Sequence[SourceSpec]) -> None:
         specs = list(specs)
+        check_names([(s.name, s.kind) for s in specs])
         for s in specs:
             _check_spec(s)
-        seen: dict[str, SourceSpec] = {}
-        for s in specs:
-            if s.name in seen:
-                other = seen[s.name]
-                what = "both a target and an auxiliary" if other.kind != s.kind else f"twice as a {s.kind}"
-                raise ValueError(f"source name {s.name!r} is used {what}; source names must be unique")
-            seen[s.name] = s
         kinds = [s.kind for s in specs]
         if "target" not in kinds:
             raise ValueError("a fusion needs at least one target source, but got none")

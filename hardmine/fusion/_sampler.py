@@ -10,20 +10,15 @@ and shuffled once. The plan lives here, in the main process, and is a pure funct
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
 
-from hardmine._fusion_layout import MAX_SALT, FusionLayout
-from hardmine._validation import as_weight_array
-from hardmine.sampler import check_fillable, epoch_generator, plan_counts, shuffle_in_place
+from hardmine._plan import check_fillable, epoch_generator, plan_counts, shuffle_in_place
+from hardmine.fusion._layout import MAX_SALT, FusionLayout
+from hardmine.sampler import PlanSampler
 
-__all__ = ["FusionSampler", "draw_subset"]
-
-_STATE_VERSION = 1
 _SHUFFLE_SALT = MAX_SALT  # out of the range of source salts, so the shuffle never shares their stream
 
 
@@ -65,53 +60,26 @@ def _draw_auxiliary(n: int, quota: int, replacement: bool, g: torch.Generator) -
     return np.concatenate([np.tile(np.arange(n, dtype=np.int64), passes), subset]) if passes else subset
 
 
-class FusionSampler(Sampler[int]):
+class FusionSampler(PlanSampler):
     """Fixed-length sampler over a fusion's flat index space; only the targets are ever weighted.
 
     Built by ``FusionDataset.make_sampler``. ``len(sampler)`` is the target quota plus the auxiliary
-    quotas, whatever the weights. It yields the GLOBAL stream (the same on every rank).
+    quotas, whatever the weights; the weights cover the target indices (``num_weighted``). It yields the
+    GLOBAL stream (the same on every rank).
     """
 
+    _KIND: ClassVar[str] = "FusionSampler"
+
     def __init__(self, layout: FusionLayout, *, seed: int = 0, max_repeats: int | None = None) -> None:
-        if int(seed) != seed or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, but got {seed=}")
-        if max_repeats is not None and (int(max_repeats) != max_repeats or max_repeats < 1):
-            raise ValueError(f"max_repeats must be an integer >= 1 or None, but got {max_repeats=}")
+        super().__init__(seed=seed, max_repeats=max_repeats)
         self.layout = layout
-        self.seed = int(seed)
-        self.max_repeats = None if max_repeats is None else int(max_repeats)
-        self.epoch = 0
-        self._weights: np.ndarray | None = None
-        self._weights_version = 0
-        self._cache: tuple[tuple[int, int], np.ndarray] | None = None  # the plan of (epoch, weights)
-        self._counts: tuple[tuple[int, int], np.ndarray] | None = None
+        self.num_weighted = layout.num_mineable
+        self.num_indices = layout.size
         self._check_fillable(None)
 
-    # ------------------------------------------------------------------ plan inputs
     @property
     def num_mineable(self) -> int:
         return self.layout.num_mineable
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose plan ``__iter__`` yields (call it before every epoch)."""
-        self.epoch = int(epoch)
-
-    def set_weights(self, weights: Any) -> None:
-        """Mining weights of the target indices (length ``num_mineable``, finite, >= 0); None = uniform.
-
-        Raises ValueError, changing nothing, when they are malformed or cannot fill a target's quota
-        under ``max_repeats``. Auxiliary sources are never weighted.
-        """
-        w = None if weights is None else as_weight_array(weights, self.num_mineable)
-        self._check_fillable(w)
-        self._weights = None if w is None else (w.copy() if w is weights else w)
-        self._weights_version += 1
-        self._cache = None
-
-    @property
-    def weights(self) -> np.ndarray | None:
-        """The current target weights (a copy), or None when uniform."""
-        return None if self._weights is None else self._weights.copy()
 
     def _check_fillable(self, w: np.ndarray | None) -> None:
         lay = self.layout
@@ -125,7 +93,6 @@ class FusionSampler(Sampler[int]):
                 raise ValueError(f"target {lay.names[t]!r} ({state}, quota {quota} = round(ratio "
                                  f"{lay.specs[t].ratio} x {hi - lo} samples)): {e}") from None
 
-    # ------------------------------------------------------------------ the plan
     def _target_draws(self, t: int) -> np.ndarray:
         """This epoch's draws of target ``t``, as indices inside the target, in no particular order."""
         lay = self.layout
@@ -142,10 +109,7 @@ class FusionSampler(Sampler[int]):
         order = torch.randperm(n, generator=g, dtype=torch.int32 if n < 2**31 else torch.int64).numpy()
         return np.repeat(order, plan_counts(np.ones(n), quota, self.max_repeats, offset))
 
-    def _plan(self) -> np.ndarray:
-        key = (self.epoch, self._weights_version)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+    def _build_plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         lay = self.layout
         plan = np.empty(lay.epoch_length, dtype=np.int64)
         ends = np.cumsum(lay.quotas).tolist()
@@ -157,56 +121,15 @@ class FusionSampler(Sampler[int]):
                 plan[start:end] = _draw_auxiliary(int(lay.sizes[s]), end - start, lay.specs[s].replacement, g)
             plan[start:end] += lay.offsets[s]  # index in the source -> flat index
         shuffle_in_place(plan, epoch_generator(self.seed, self.epoch, _SHUFFLE_SALT))
-        self._cache = (key, plan)
-        return plan
-
-    def counts(self) -> np.ndarray:
-        """Draws per flat index in the current epoch's plan (length ``len(fusion)``)."""
-        key = (self.epoch, self._weights_version)
-        if self._counts is None or self._counts[0] != key:
-            self._counts = (key, np.bincount(self._plan(), minlength=self.layout.size))
-        return self._counts[1].copy()
+        return plan, None
 
     def source_counts(self) -> dict[str, int]:
         """Draws per source in every epoch: the quotas, which the plan meets exactly."""
         return dict(zip(self.layout.names, self.layout.quotas.tolist()))
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._plan().tolist())
-
     def __len__(self) -> int:
         return self.layout.epoch_length
 
-    # ------------------------------------------------------------------ state
-    def _sources(self) -> list[list[Any]]:
+    def _layout(self) -> dict[str, Any]:
         lay = self.layout
-        return [[s.name, s.kind, s.size, int(q)] for s, q in zip(lay.specs, lay.quotas)]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"version": _STATE_VERSION, "kind": "FusionSampler", "seed": self.seed, "epoch": self.epoch,
-                "max_repeats": self.max_repeats, "sources": self._sources(),
-                "weights": None if self._weights is None else self._weights.copy()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("version") != _STATE_VERSION or state.get("kind") != "FusionSampler":
-            raise ValueError(f"cannot load this state into a FusionSampler (kind={state.get('kind')!r}, "
-                             f"version={state.get('version')!r}; expected kind='FusionSampler', "
-                             f"version={_STATE_VERSION})")
-        sources = [[str(n), str(k), int(s), int(q)] for n, k, s, q in state["sources"]]
-        if sources != self._sources():
-            raise ValueError(f"FusionSampler state is for sources {sources} (name, kind, size, quota), but "
-                             f"this fusion has {self._sources()}")
-        old = (self.seed, self.max_repeats)
-        self.seed = int(state["seed"])
-        self.max_repeats = None if state["max_repeats"] is None else int(state["max_repeats"])
-        try:
-            self.set_weights(state["weights"])
-        except ValueError:
-            self.seed, self.max_repeats = old
-            raise
-        self.epoch = int(state["epoch"])
-
-    def __repr__(self) -> str:
-        kind = "uniform" if self._weights is None else "weighted"
-        return (f"FusionSampler(len={len(self)}, sources={self.source_counts()}, seed={self.seed}, "
-                f"max_repeats={self.max_repeats}, epoch={self.epoch}, {kind})")
+        return {"sources": [[s.name, s.kind, s.size, int(q)] for s, q in zip(lay.specs, lay.quotas)]}

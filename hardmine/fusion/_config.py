@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hardmine.config import load_yaml_block
-
-__all__ = ["AuxiliaryConfig", "FusionConfig", "TargetConfig"]
+from hardmine.fusion._layout import check_names
 
 _SALT_LIMIT = 2**32
 
@@ -73,32 +72,21 @@ class FusionConfig(_Strict):
 
     @field_validator("targets", "auxiliaries", mode="before")
     @classmethod
-    def _accept_shorthand(cls, value: Any) -> Any:
+    def _accept_shorthand(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = "target" if info.field_name == "targets" else "auxiliary"
         if isinstance(value, list):  # targets: [bbu, other]
             if not all(isinstance(v, str) for v in value):
                 return value  # pydantic reports the expected mapping
-            dupes = sorted({v for v in value if value.count(v) > 1})
-            if dupes:
-                raise ValueError(f"duplicate source name(s) {dupes}")
+            check_names([(v, kind) for v in value])
             return {v: {} for v in value}
         if isinstance(value, dict):
+            check_names([(k, kind) for k in value])
             return {k: _shorthand(v) for k, v in value.items()}
         return value
 
-    @field_validator("targets", "auxiliaries")
-    @classmethod
-    def _names_are_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        bad = [k for k in value if not k.strip()]
-        if bad:
-            raise ValueError(f"source names must be non-empty, but got {bad}")
-        return value
-
     @model_validator(mode="after")
-    def _names_unique_across_kinds(self) -> FusionConfig:
-        both = sorted(set(self.targets) & set(self.auxiliaries))
-        if both:
-            raise ValueError(f"source name(s) {both} are used both as a target and as an auxiliary; "
-                             "source names must be unique")
+    def _names_are_unique(self) -> FusionConfig:
+        check_names([(n, "target") for n in self.targets] + [(n, "auxiliary") for n in self.auxiliaries])
         return self
 
     @classmethod

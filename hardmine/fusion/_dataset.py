@@ -1,4 +1,4 @@
-"""FusionDataset: target sources (mined) and auxiliary sources (fixed per-epoch quotas) in one index space.
+"""FusionDataset: the pools concatenated in one flat index space, items tagged with their id and source.
 
 The dataset is a pure map over the pools concatenated in order (targets first): ``fusion[i]`` looks
 up its pool by binary search on the offsets and adds ``sample_id`` and ``source`` to dict items. The
@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._fusion_layout import ID_BITS, FusionLayout, SourceSpec, decode_ids
-from hardmine._fusion_sampler import FusionSampler
-from hardmine.fusion_config import FusionConfig
-
-__all__ = ["FusionDataset", "FusionEvalView", "FusionSampler", "Pool", "decode_ids"]
+from hardmine.fusion._config import FusionConfig
+from hardmine.fusion._layout import ID_BITS, FusionLayout, SourceSpec
+from hardmine.fusion._sampler import FusionSampler
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,6 @@ class FusionDataset:
         if not isinstance(auxiliaries, Mapping):
             raise TypeError(f"auxiliaries must be a mapping name -> (dataset, ratio), but got "
                             f"{type(auxiliaries).__name__}")
-        for name in targets:
-            if name in auxiliaries:
-                raise ValueError(f"source name {name!r} is used both as a target and as an auxiliary; "
-                                 "source names must be unique")
         pools = [(n, "target", _as_pool(n, v, "target")) for n, v in targets.items()]
         pools += [(n, "auxiliary", _as_pool(n, v, "auxiliary")) for n, v in auxiliaries.items()]
         specs = []

@@ -1,0 +1,105 @@
+"""Learnability: high-loss ids whose score is not falling against their own past look mislabeled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hardmine.guards._base import Guard, check_fraction, check_int
+from hardmine.ledger import LedgerStats
+
+
+class Learnability(Guard):
+    """Exclude high-loss ids whose score is not falling: hard but learnable samples get easier.
+
+    Keeps a per-id reference, an EMA over past epochs of the ledger score (``smoothing`` = weight of
+    the old reference). An id among the top ``1 - quantile`` of scores is excluded once it has been
+    tracked for ``patience`` epochs and its score is not at least ``min_drop`` (relative) below its
+    reference. Mislabeled samples keep a flat, high loss until the model memorises them; samples of a
+    learnable rare mode drop as soon as the model is shown enough of them. Tracked from the first call
+    on, so call it every epoch (also before mining starts) to have the trend ready when it does.
+    Calling it again in the same epoch gives the same answer (the reference moves once per epoch).
+
+    Memory: 20 bytes per tracked id (id, reference, this epoch's score, tracked epochs).
+    """
+
+    name: ClassVar[str] = "not_learning"
+    label: ClassVar[str] = "likely noise (loss not falling)"
+    _STATE_KEYS: ClassVar[tuple[str, ...]] = ("ids", "ref", "pending", "tracked", "epoch")
+
+    def __init__(self, patience: int = 2, min_drop: float = 0.15, quantile: float = 0.5,
+                 smoothing: float = 0.6) -> None:
+        self.patience = check_int("patience", patience, 1)
+        self.min_drop = check_fraction("min_drop", min_drop, low_open=False)
+        self.quantile = check_fraction("quantile", quantile, low_open=False)
+        self.smoothing = check_fraction("smoothing", smoothing, low_open=False)
+        self._ids = np.empty(0, dtype=np.int64)
+        self._ref = np.empty(0, dtype=np.float32)  # EMA of the scores of completed epochs
+        self._pending = np.empty(0, dtype=np.float32)  # score seen in the current epoch (NaN: none)
+        self._tracked = np.empty(0, dtype=np.int32)  # completed epochs folded into the reference
+        self._epoch: int | None = None
+
+    def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
+        epoch = int(epoch)
+        if self._epoch is not None and epoch != self._epoch:
+            self._fold_pending()
+        self._epoch = epoch
+        rows = self._rows_for(stats.ids)
+        scores = np.asarray(stats.scores, dtype=np.float32)
+        out = np.zeros(scores.size, dtype=bool)
+        if scores.size:
+            cut = np.quantile(scores, self.quantile) if self.quantile > 0 else -np.inf
+            ref, tracked = self._ref[rows], self._tracked[rows]
+            out = (tracked >= self.patience) & (scores >= cut) & (scores >= ref * (1.0 - self.min_drop))
+        self._pending[rows] = scores
+        return out
+
+    def _fold_pending(self) -> None:
+        seen = np.isfinite(self._pending)
+        old = self._tracked > 0
+        self._ref = np.where(seen & old, self.smoothing * self._ref + (1.0 - self.smoothing) * self._pending,
+                             np.where(seen, self._pending, self._ref)).astype(np.float32)
+        self._tracked = self._tracked + seen.astype(np.int32)
+        self._pending = np.full(self._ids.size, np.nan, dtype=np.float32)
+
+    def _rows_for(self, ids: np.ndarray) -> np.ndarray | slice:
+        """Rows of ``ids`` in the state arrays, adding untracked ids (vectorised merge)."""
+        if ids.size == self._ids.size and np.array_equal(ids, self._ids):  # the same ids as last epoch
+            return slice(None)
+        pos = np.searchsorted(self._ids, ids)
+        hit = pos < self._ids.size
+        hit[hit] = self._ids[pos[hit]] == ids[hit]
+        if not hit.all():
+            merged = np.concatenate([self._ids, np.sort(ids[~hit])])  # stats ids are unique
+            merged.sort(kind="stable")  # two sorted, disjoint runs: a linear merge (np.union1d hashes, slowly)
+            old = np.searchsorted(merged, self._ids)
+            ref = np.zeros(merged.size, np.float32)
+            pending = np.full(merged.size, np.nan, np.float32)
+            tracked = np.zeros(merged.size, np.int32)
+            ref[old], pending[old], tracked[old] = self._ref, self._pending, self._tracked
+            self._ids, self._ref, self._pending, self._tracked = merged, ref, pending, tracked
+            pos = np.searchsorted(self._ids, ids)
+        return pos
+
+    def _state(self) -> dict[str, Any]:
+        return {"ids": self._ids.copy(), "ref": self._ref.copy(), "pending": self._pending.copy(),
+                "tracked": self._tracked.copy(), "epoch": -1 if self._epoch is None else self._epoch}
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        ids = np.asarray(state["ids"], dtype=np.int64)
+        arrays = {k: np.asarray(state[k]) for k in ("ref", "pending", "tracked")}
+        if ids.ndim != 1 or any(a.shape != ids.shape for a in arrays.values()):
+            raise ValueError("Learnability state arrays must be 1-D of one length, but got shapes "
+                             + ", ".join(f"{k}={np.shape(state[k])}" for k in ("ids", *arrays)))
+        if ids.size > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            raise ValueError("Learnability state ids must be strictly ascending")
+        self._ids = ids
+        self._ref = arrays["ref"].astype(np.float32)
+        self._pending = arrays["pending"].astype(np.float32)
+        self._tracked = arrays["tracked"].astype(np.int32)
+        epoch = int(state["epoch"])
+        self._epoch = None if epoch < 0 else epoch
+
+
