@@ -1,8 +1,17 @@
 """The plan arithmetic shared by every sampler: per-index copy counts, per-epoch generators, the shuffle.
 
-``plan_counts`` turns weights into copy counts that sum to exactly the number of slots (expected counts
-``slots * w / sum(w)``, capped at ``max_repeats`` with the excess water-filled onto the rest, then
-systematic rounding with one random offset). All of it is vectorised and a pure function of its inputs.
+``plan_counts`` turns weights into copy counts that sum to exactly the number of slots. Expected counts are
+``slots * w / sum(w)``, capped at ``max_repeats`` with the excess water-filled onto the rest. Rounding is
+stratified by weight level, so that no index layout can alias with it: every set of indices sharing a
+weight gets the floor or the ceiling of its expected total in every epoch, wherever its indices lie.
+
+- Few distinct weights (the usual plan: 1 and ``hard_weight``, or a prior's levels): each level's total is
+  rounded systematically over the levels with one random offset, every index of the level gets the floor of
+  its expected count, and a uniformly random subset of the level gets one more.
+- Many distinct weights: systematic rounding along the indices sorted by weight (equal weights adjacent).
+
+Either way each index gets the floor or the ceiling of its expected count, and the ceiling with probability
+equal to the fractional part: the plan is unbiased. All of it is vectorised and a pure function of its inputs.
 """
 
 from __future__ import annotations
@@ -11,6 +20,9 @@ import math
 
 import numpy as np
 import torch
+
+_MAX_LEVELS = 256  # more distinct weights than this: round along the sorted order instead of level by level
+_SAMPLE = 4096  # weights looked at to find the levels before every weight is checked against them
 
 
 def epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
@@ -24,39 +36,31 @@ def shuffle_in_place(plan: np.ndarray, g: torch.Generator) -> None:
     np.random.Generator(np.random.PCG64(int(torch.randint(2**62, (1,), generator=g)))).shuffle(plan)
 
 
-def plan_counts(weights: np.ndarray, num_slots: int, max_repeats: int | None, offset: float) -> np.ndarray:
-    """Per-index copy counts summing to ``num_slots``, each ``floor`` or ``ceil`` of its expected count.
+def draw_subset(n: int, k: int, g: torch.Generator) -> np.ndarray:
+    """A uniformly random ``k``-subset of ``range(n)`` (int64, in no particular order), in O(k + n / 8) work.
 
-    ``weights`` must already be validated (finite, >= 0). ``offset`` in [0, 1) is the one random number
-    of systematic rounding. Raises ValueError when the slots cannot be filled under ``max_repeats``.
-
-    >>> plan_counts(np.array([1.0, 1.0, 2.0]), 4, None, 0.5).tolist()
-    [1, 1, 2]
+    For ``k < n / 2`` it draws indices with replacement into a mask until at least ``k`` are distinct,
+    then drops a uniform few: the process treats every index alike, so the distinct set (given its
+    size) is a uniform subset. That avoids a full ``randperm(n)`` for a small quota from a large pool.
     """
-    if num_slots == 0:
-        return np.zeros(weights.size, dtype=np.int64)
-    check_fillable(weights, num_slots, max_repeats)
-    with np.errstate(over="ignore"):  # an overflowing sum is handled below
-        total, top = float(weights.sum()), float(weights.max())
-    scale = num_slots / total  # inf for subnormal weights, 0 when the sum overflows: then rescale, below
-    expected: np.ndarray | None = None
-    if 0 < scale < math.inf and (max_repeats is None or top * scale <= max_repeats):
-        cum = np.cumsum(weights)  # proportional to the expected counts, none above the cap: no water-filling
-    else:
-        unit = weights / top  # in [0, 1]: neither subnormal nor overflowing sums
-        expected = (unit / unit.sum()) * num_slots
-        if max_repeats is not None:
-            expected = _water_fill(unit, expected, num_slots, float(max_repeats))
-        cum = np.cumsum(expected)
-    cum *= num_slots / cum[-1]  # remove float drift: the total is exactly num_slots
-    cum += offset
-    edges = cum.astype(np.int64)  # truncation is floor: cum >= offset >= 0
-    counts = np.empty_like(edges)  # edges minus the previous edge, in place of np.diff's temporaries
-    counts[0] = edges[0] - math.floor(offset)
-    np.subtract(edges[1:], edges[:-1], out=counts[1:])
-    if max_repeats is not None and counts.max() > max_repeats:  # float drift at an exact cap: rare
-        counts = _repair_cap(counts, weights * scale if expected is None else expected, max_repeats)
-    return counts
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    if 2 * k >= n:
+        return torch.randperm(n, generator=g)[:k].numpy()
+    mask = np.zeros(n, dtype=bool)
+    have = 0
+    goal = min(k + k // 64 + 16, (k + n) // 2)  # aim a little above k: usually one round
+    while have < k:
+        # expected new distinct indices among m draws: (n - have) * (1 - (1 - 1/n)**m) = goal - have
+        m = math.ceil(math.log1p(-(goal - have) / (n - have)) / math.log1p(-1.0 / n))
+        mask[torch.randint(n, (m,), generator=g).numpy()] = True
+        have = int(np.count_nonzero(mask))
+    chosen = np.flatnonzero(mask)
+    if have > k:
+        keep = np.ones(have, dtype=bool)
+        keep[draw_subset(have, have - k, g)] = False
+        chosen = chosen[keep]
+    return chosen
 
 
 def check_fillable(weights: np.ndarray, num_slots: int, max_repeats: int | None) -> None:
@@ -72,20 +76,131 @@ def check_fillable(weights: np.ndarray, num_slots: int, max_repeats: int | None)
                          "raise max_repeats or give more samples a positive weight")
 
 
-def _water_fill(weights: np.ndarray, expected: np.ndarray, num_slots: int, cap: float) -> np.ndarray:
-    """Cap expected counts at ``cap`` and spread the excess over the uncapped, in proportion to weight."""
+def plan_counts(weights: np.ndarray, num_slots: int, max_repeats: int | None, g: torch.Generator) -> np.ndarray:
+    """Per-index copy counts summing to ``num_slots``, each ``floor`` or ``ceil`` of its expected count.
+
+    ``weights`` must already be validated (finite, >= 0); ``g`` gives the epoch's randomness. Every set of
+    indices with one weight gets the floor or the ceiling of its expected total. Raises ValueError when the
+    slots cannot be filled under ``max_repeats``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> plan_counts(np.array([1.0, 1.0, 2.0]), 4, None, g).tolist()
+    [1, 1, 2]
+    """
+    if num_slots == 0:
+        return np.zeros(weights.size, dtype=np.int64)
+    check_fillable(weights, num_slots, max_repeats)
+    offset = float(torch.rand(1, generator=g, dtype=torch.float64))
+    levels = weight_levels(weights)
+    if levels is None:
+        order = np.argsort(weights, kind="stable")
+        expected = expected_counts(weights[order], None, num_slots, max_repeats)
+        counts = np.empty(weights.size, dtype=np.int64)
+        counts[order] = _systematic(expected, num_slots, offset, max_repeats)
+        return counts
+    values, codes = levels
+    sizes = np.bincount(codes, minlength=values.size)
+    per_index = expected_counts(values, sizes, num_slots, max_repeats)
+    base = np.floor(per_index).astype(np.int64)
+    extra = _level_extras(per_index * sizes, base, sizes, num_slots, offset, max_repeats)
+    up = 2 * extra > sizes  # most of the level gets one more: start it at base + 1, take one from the rest
+    change = np.where(up, sizes - extra, extra)
+    counts = (base + up)[codes]
+    moving = np.flatnonzero(change > 0)
+    grouped = _group(codes, values.size) if values.size > 2 and moving.size > 2 else None
+    for level in moving.tolist():  # a loop over at most _MAX_LEVELS levels, not over indices
+        pick = draw_subset(int(sizes[level]), int(change[level]), g)
+        if values.size > 1:
+            members = np.flatnonzero(codes == level) if grouped is None else grouped[0][grouped[1][level]:
+                                                                                       grouped[1][level + 1]]
+            pick = members[pick]
+        counts[pick] += -1 if up[level] else 1
+    return np.asarray(counts, dtype=np.int64)
+
+
+def weight_levels(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(values ascending, uint8 code of each weight)`` when at most ``_MAX_LEVELS`` distinct weights; else None.
+
+    Levels are found in a sample, every weight is checked against them, and levels the sample missed (rare
+    or periodically placed ones) are sampled from the weights that did not match, a few rounds at most."""
+    values = np.empty(0, dtype=weights.dtype)
+    candidates = weights
+    for _ in range(4):
+        values = np.union1d(values, candidates[:: max(1, candidates.size // _SAMPLE)])
+        if values.size > _MAX_LEVELS:
+            return None
+        if values.size <= 2:  # the usual plan (1 and hard_weight): two comparisons instead of a search
+            codes = (weights == values[-1]).view(np.uint8)
+            missed = ~(weights == values[0]) & (codes == 0)
+        else:
+            codes = np.minimum(np.searchsorted(values, weights), values.size - 1).astype(np.uint8)
+            missed = values[codes] != weights
+        if not missed.any():
+            return values, codes
+        candidates = weights[missed]
+    return None
+
+
+def expected_counts(weights: np.ndarray, sizes: np.ndarray | None, num_slots: int,
+                    max_repeats: int | None) -> np.ndarray:
+    """Expected draws of one index of each weight (``sizes``: indices per weight, None: one each), capped at
+    ``max_repeats`` with the excess water-filled onto the rest in proportion to weight."""
+    top = float(weights.max())
+    unit = weights / top  # in [0, 1]: neither subnormal nor overflowing sums
+    mass = unit if sizes is None else unit * sizes
+    expected = unit * (num_slots / float(mass.sum()))
+    if max_repeats is None or float(expected.max()) <= max_repeats:
+        return expected
+    cap = float(max_repeats)
     capped = np.zeros(weights.size, dtype=bool)
     while True:
         over = expected > cap
         if not over.any():
             return expected
         capped |= over
-        free = np.where(capped, 0.0, weights)
-        free_mass = free.sum()
+        free = np.where(capped, 0.0, mass)
+        free_mass = float(free.sum())
         if free_mass == 0:  # every positive weight sits at the cap: exactly fillable (checked before)
             return np.where(capped, cap, 0.0)
-        remaining = num_slots - cap * np.count_nonzero(capped)
-        expected = np.where(capped, cap, (free / free_mass) * remaining)
+        taken = cap * float(capped.sum() if sizes is None else sizes[capped].sum())
+        expected = np.where(capped, cap, unit * ((num_slots - taken) / free_mass))
+
+
+def _systematic(expected: np.ndarray, num_slots: int, offset: float, max_repeats: int | None) -> np.ndarray:
+    """Systematic rounding in the given order: floors or ceilings summing to exactly ``num_slots``."""
+    cum = np.cumsum(expected)
+    cum *= num_slots / cum[-1]  # remove float drift: the total is exactly num_slots
+    cum += offset
+    edges = cum.astype(np.int64)  # truncation is floor: cum >= offset >= 0
+    counts = np.empty_like(edges)  # edges minus the previous edge, in place of np.diff's temporaries
+    counts[0] = edges[0] - math.floor(offset)
+    np.subtract(edges[1:], edges[:-1], out=counts[1:])
+    if max_repeats is not None and counts.max() > max_repeats:  # float drift at an exact cap: rare
+        counts = _repair_cap(counts, expected, max_repeats)
+    return counts
+
+
+def _level_extras(totals: np.ndarray, base: np.ndarray, sizes: np.ndarray, num_slots: int, offset: float,
+                  max_repeats: int | None) -> np.ndarray:
+    """How many indices of each level get one more than ``base``: level totals rounded systematically."""
+    rounded = _systematic(totals, num_slots, offset, None)
+    room = np.where(base < (max_repeats if max_repeats is not None else np.iinfo(np.int64).max), sizes, 0)
+    extra: np.ndarray = np.clip(rounded - base * sizes, 0, room)
+    short = num_slots - int((base * sizes).sum() + extra.sum())  # float drift at an exact level: rare
+    frac = totals - base * sizes - extra
+    for level in np.argsort(-frac if short > 0 else frac, kind="stable").tolist():
+        if short == 0:
+            break
+        step = min(short, int(room[level] - extra[level])) if short > 0 else -min(-short, int(extra[level]))
+        extra[level] += step
+        short -= step
+    return extra
+
+
+def _group(codes: np.ndarray, num_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indices sorted by level (a radix sort on small codes) and where each level starts."""
+    order = np.argsort(codes, kind="stable")
+    return order, np.searchsorted(codes[order], np.arange(num_levels + 1))
 
 
 def _repair_cap(counts: np.ndarray, expected: np.ndarray, cap: int) -> np.ndarray:

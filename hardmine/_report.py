@@ -6,7 +6,6 @@ No printing and no plotting here: :mod:`hardmine.cli` formats these rows as a ta
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -14,12 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from hardmine._checkpoints import STATE_FILE, checkpoints
 from hardmine.event import MiningEvent
 from hardmine.fusion import decode_ids
 from hardmine.run_record import RunRecord
-
-STATE_FILE = "hardmine_state.npz"  # the name the HF adapter writes into each checkpoint folder
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def find_state_file(path: str | PathLike[str]) -> tuple[Path, str | None]:
@@ -43,8 +40,7 @@ def find_state_file(path: str | PathLike[str]) -> tuple[Path, str | None]:
     direct = p / STATE_FILE
     if direct.is_file():
         return direct, None
-    found = ((_CHECKPOINT.match(c.name), c) for c in p.iterdir() if c.is_dir())
-    steps = sorted(((int(m.group(1)), c) for m, c in found if m), reverse=True)
+    steps = checkpoints(p)
     holding = [(s, c) for s, c in steps if (c / STATE_FILE).is_file()]
     if not holding:
         where = (f"none of its {len(steps)} checkpoint-* folders holds one" if steps

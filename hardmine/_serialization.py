@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
+import glob
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from os import PathLike
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 _MAGIC = "hardmine-state"
+_TMP = ".tmp"
 _ARRAY = "__array__"
 
 
@@ -45,23 +46,50 @@ def _join(obj: Any, arrays: Any) -> Any:
 
 
 def save_state(state: dict[str, Any], path: str | PathLike[str], kind: str) -> None:
-    """Write ``state`` atomically (temp file + rename) so a crash never leaves half a file."""
+    """Write ``state`` durably and atomically: a crash never leaves half a file, nor a file that is not on disk.
+
+    The arrays stream into a temporary file next to ``path`` (created with the process umask, like any file
+    the user writes), which is flushed to disk (fsync) and then renamed over ``path``; the folder's entry is
+    synced too. Temporary files a killed earlier save left behind are removed."""
     arrays: dict[str, np.ndarray] = {}
     meta = {"magic": _MAGIC, "kind": kind, "state": _split(state, arrays, "")}
-    buf = io.BytesIO()
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types the **kwds as bool
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    remove_orphans(p)
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.{secrets.token_hex(4)}{_TMP}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types the **kwds as bool
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, p)
+        _sync_folder(p.parent)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_orphans(path: Path) -> list[Path]:
+    """Delete temporary files of an interrupted save of ``path`` (``<name>.<pid>.<hex>.tmp``); returns them."""
+    orphans = sorted(path.parent.glob(f"{glob.escape(path.name)}.*{_TMP}"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a folder: the rename is as durable as they allow
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_state(path: str | PathLike[str], kind: str) -> dict[str, Any]:

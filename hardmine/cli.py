@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,12 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        if args.command == "report":
-            return _report(args, sys.stdout)
-        return _validate(Path(args.config), sys.stdout)
+        code = _report(args, sys.stdout) if args.command == "report" else _validate(Path(args.config), sys.stdout)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        return code
     except _UsageError as e:
         print(f"hardmine {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`hardmine report ... | head`): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+        return 0
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -166,12 +171,21 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         out.write(format_top([r for r in rows if r.mined_now], args.top, int(run.hard_ids.size)))
     if export is not None:
-        write_export(rows, export)
+        _writing(export, lambda: write_export(rows, export))
         out.write(f"\nwrote {len(rows)} mined ids to {export}\n")
     if draw is not None and plot is not None:
-        draw(run, plot, title=file.name if file.name != "hardmine_state.npz" else file.parent.name)
+        title = file.name if file.name != "hardmine_state.npz" else file.parent.name
+        _writing(plot, lambda: draw(run, plot, title=title))
         out.write(f"wrote plot to {plot}\n")
     return 0
+
+
+def _writing(path: Path, write: Any) -> None:
+    """Run ``write()``; a file system error becomes a usage error that names ``path``."""
+    try:
+        write()
+    except OSError as e:
+        raise _UsageError(f"cannot write {str(path)!r} ({e.strerror or e})") from None
 
 
 def _check_output(name: str, suffixes: tuple[str, ...], flag: str) -> Path:
@@ -219,7 +233,7 @@ def _validate(path: Path, out: TextIO) -> int:
     from hardmine.config import HardMiningConfig, load_yaml_block
 
     try:
-        block = load_yaml_block(path, "hard_sample_mining")
+        block = load_yaml_block(path, "hard_sample_mining", HardMiningConfig.model_fields)
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise _UsageError(str(e)) from None

@@ -8,7 +8,7 @@ them all, with comments saying which applies): those are accepted and ignored; a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -198,6 +198,8 @@ class HardMiningConfig(_Strict):
     select: SelectConfig = Field(default_factory=TopKSelectConfig)
     resample: ResampleConfig = Field(default_factory=ResampleConfig)
     guard: Optional[GuardConfig] = Field(default_factory=GuardConfig)  # null: no noise guard
+    # resuming a checkpoint written with mining on whose hardmine_state.npz is missing: an error, or start fresh
+    on_missing_state: Literal["error", "fresh"] = "error"
 
     @model_validator(mode="before")
     @classmethod
@@ -237,9 +239,10 @@ class HardMiningConfig(_Strict):
     def from_yaml(cls, path: str | PathLike[str]) -> HardMiningConfig:
         """Read ``custom.hard_sample_mining`` (or ``hard_sample_mining``, or a bare block) from a YAML file.
 
-        A training config without the block gives a disabled config (stock training), with a warning.
+        A file without the block (an empty file, or a training config whose other keys are not ours) gives a
+        disabled config (stock training), with a warning.
         """
-        block = load_yaml_block(path, "hard_sample_mining")
+        block = load_yaml_block(path, "hard_sample_mining", cls.model_fields)
         if block is None:
             logger.warning("hardmine: %s has no custom.hard_sample_mining block; mining is disabled", path)
             return cls(enabled=False)
@@ -251,29 +254,51 @@ class HardMiningConfig(_Strict):
         return text
 
 
-def load_yaml_block(path: str | PathLike[str], name: str) -> dict[str, Any] | None:
-    """The mapping at ``custom.<name>`` or ``<name>`` in a YAML file, the whole file when it is a bare block
-    (no ``custom``/``<name>`` key and not a training config), or None when a training config lacks it."""
+def load_yaml_block(path: str | PathLike[str], name: str, fields: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The mapping at ``custom.<name>`` or ``<name>`` in a YAML file, or the whole file when it is a bare block
+    (every top-level key one of ``fields``); None when there is no block: an empty file, or a training config
+    without it (its other keys are not ours to read)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no such config file: {str(p)!r}")
-    with p.open("r", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
+        what = "is a folder, not a config file" if p.is_dir() else "does not exist"
+        raise FileNotFoundError(f"no such config file: {str(p)!r} {what}")
+    try:
+        with p.open("r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{str(p)!r} is not a YAML text file (not UTF-8: {e.reason} at byte {e.start})") from None
     if data is None:
-        data = {}
+        return None
     if not isinstance(data, dict):
         raise ValueError(f"{str(p)!r} must hold a YAML mapping, but holds a {type(data).__name__}")
     custom = data.get("custom")
-    if isinstance(custom, dict):
-        block = custom.get(name)
-        if block is None:
-            return None
+    if isinstance(custom, dict) and name in custom:
+        block = custom[name]
     elif name in data:
         block = data[name]
-    else:
+    elif data and set(data) <= set(fields):
         return data
+    else:
+        return None
     if block is None:
         return {}
     if not isinstance(block, dict):
         raise ValueError(f"{name} in {str(p)!r} must be a mapping, but is a {type(block).__name__}")
     return block
+
+
+def resume_conflicts(saved: HardMiningConfig, current: HardMiningConfig) -> list[tuple[str, Any, Any]]:
+    """``(field, saved value, current value)`` for every setting a run cannot change when it resumes.
+
+    Refused: the ones that decide the order of the epoch in flight (``seed`` is compared by the miner, with
+    the training seed it defaults to; ``resample.max_repeats``), the meaning of the saved scores
+    (``aggregate``, ``ema_decay``) and the kind of state saved (``trigger.kind``, which guards are on).
+    Every other field applies from the next epoch end on.
+    """
+    def guards(cfg: HardMiningConfig) -> list[str]:
+        return [] if cfg.guard is None else [k for k, v in cfg.guard.model_dump().items() if v is not None]
+
+    pairs = [("aggregate", saved.aggregate, current.aggregate), ("ema_decay", saved.ema_decay, current.ema_decay),
+             ("resample.max_repeats", saved.resample.max_repeats, current.resample.max_repeats),
+             ("trigger.kind", saved.trigger.kind, current.trigger.kind), ("guard", guards(saved), guards(current))]
+    return [(f, a, b) for f, a, b in pairs if a != b]

@@ -24,7 +24,7 @@ import numpy as np
 from hardmine._serialization import load_state, save_state
 from hardmine._state import check_state, stamp
 from hardmine.buffer import RecordBuffer
-from hardmine.config import HardMiningConfig
+from hardmine.config import HardMiningConfig, resume_conflicts
 from hardmine.event import MiningEvent, log_event, score_histogram
 from hardmine.guards import Guard, GuardChain, Verdict
 from hardmine.history import MiningHistory
@@ -198,17 +198,34 @@ class HardMiner:
                      num_samples=self.num_samples, seed=self.seed, active=self.active,
                      buffer=self.buffer.state_dict(all_ranks), **{k: p.state_dict() for k, p in self._parts().items()})
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_state(state, MINER_KIND, MINER_VERSION, ("num_samples", "seed", "active", "buffer", *self._parts()))
+    def load_state_dict(self, state: dict[str, Any], where: str | None = None) -> None:
+        """Continue from ``state`` (``where``: the file it came from, named in errors).
+
+        Settings that decide the epoch in flight or the meaning of the saved scores must not change (see
+        :func:`~hardmine.config.resume_conflicts`): a change is a ValueError naming the field and both values.
+        Every other setting of ``self.config`` applies from the next epoch end on."""
+        at = where or "a HardMiner state"
+        check_state(state, MINER_KIND, MINER_VERSION, ("config", "num_samples", "seed", "active", "buffer",
+                                                       *self._parts()), where=where)
         if int(state["num_samples"]) != self.num_samples:
-            raise ValueError(f"HardMiner state is for a dataset of {state['num_samples']} samples, but this "
-                             f"miner has {self.num_samples}")
+            raise ValueError(f"{at} is for a dataset of {state['num_samples']} samples, but this miner has "
+                             f"{self.num_samples}")
+        conflicts = resume_conflicts(HardMiningConfig.model_validate(state["config"]), self.config)
+        if int(state["seed"]) != self.seed:
+            conflicts.insert(0, ("seed", int(state["seed"]), self.seed))
+        if conflicts:
+            changes = "; ".join(f"{f} was {a!r} when it was saved but is {b!r} now" for f, a, b in conflicts)
+            raise ValueError(f"cannot resume from {at}: {changes}. These settings cannot change within a run "
+                             "(they decide the epoch in flight or the meaning of the saved scores): resume with "
+                             "the saved values, or start mining fresh")
         if state["id_space"].get("kind") == "MappedIds" and self.id_space.kind == "index":
             self.use_custom_ids()  # the saved run's items carried their own ids
-        for key, part in self._parts().items():
-            part.load_state_dict(state[key])
-        self.buffer.load_state_dict(state["buffer"])
-        self.seed, self.active = int(state["seed"]), bool(state["active"])
+        for key, part in [*self._parts().items(), ("buffer", self.buffer)]:
+            try:
+                part.load_state_dict(state[key])
+            except ValueError as e:
+                raise ValueError(f"cannot resume from {at}: its {key} state does not fit: {e}") from None
+        self.active = bool(state["active"])
 
     def run_record(self) -> RunRecord:
         """What this run did so far, as ``hardmine report`` reads it."""
@@ -228,9 +245,9 @@ class HardMiner:
         if record.id_mode == "fusion" and dataset is None:
             raise ValueError(f"{str(path)!r} was saved by a FusionDataset run: pass dataset=<that FusionDataset> "
                              "to continue training, or use hardmine.RunRecord.load(path) to report on it")
-        miner = cls(record.config, num_samples=record.num_samples, dataset=dataset,
+        miner = cls(record.config, num_samples=record.num_samples, dataset=dataset, seed=record.seed,
                     custom_ids=record.custom_ids and dataset is None)
-        miner.load_state_dict(state)
+        miner.load_state_dict(state, where=repr(str(path)))
         return miner
 
     def __repr__(self) -> str:

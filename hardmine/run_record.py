@@ -79,7 +79,13 @@ class RunRecord:
     @classmethod
     def load(cls, path: str | PathLike[str]) -> RunRecord:
         """Read the record of a file written by ``HardMiner.save`` (or a checkpoint's ``hardmine_state.npz``)."""
-        return cls.from_state(load_state(path, kind=MINER_KIND), where=repr(str(path)))
+        where = repr(str(path))
+        state = load_state(path, kind=MINER_KIND)
+        try:
+            return cls.from_state(state, where=where)
+        except (ValueError, TypeError) as e:
+            message = str(e)
+            raise ValueError(message if where in message else f"{where}: {message}") from None
 
     def __repr__(self) -> str:
         return (f"RunRecord(num_samples={self.num_samples}, ids={self.id_mode}, epochs={len(self.history)}, "

@@ -191,8 +191,7 @@ class HardMiningSampler(PlanSampler):
         g = epoch_generator(self.seed, self.epoch)
         if self._weights is None:
             return torch.randperm(self.num_samples, generator=g).numpy(), None
-        offset = float(torch.rand(1, generator=g, dtype=torch.float64))
-        counts = plan_counts(self._weights, self.num_samples, self.max_repeats, offset)
+        counts = plan_counts(self._weights, self.num_samples, self.max_repeats, g)
         plan = np.repeat(np.arange(self.num_samples, dtype=np.int64), counts)
         shuffle_in_place(plan, g)
         return plan, counts
@@ -201,9 +200,7 @@ class HardMiningSampler(PlanSampler):
         plan, _ = self._plan()
         if self.num_replicas is not None:
             total = len(self) * self.num_replicas
-            if total > plan.size and plan.size:
-                plan = np.concatenate([plan, plan[: total - plan.size]])
-            plan = plan[self.rank : total : self.num_replicas]
+            plan = np.resize(plan, total)[self.rank :: self.num_replicas]  # padded by wrapping, as often as needed
         return iter(plan.tolist())
 
     def __len__(self) -> int:

@@ -59,8 +59,9 @@ class PlateauTrigger(Trigger):
     """Fires when ``monitor`` stops improving, with ``torch.optim.lr_scheduler.ReduceLROnPlateau`` semantics.
 
     ``step`` returns True exactly at the epochs where ReduceLROnPlateau (same mode, threshold,
-    threshold_mode, patience, cooldown) would reduce the learning rate. A metric missing from
-    ``metrics`` is warned about once and the epoch is not counted.
+    threshold_mode, patience, cooldown) would reduce the learning rate, except that a metric missing from
+    ``metrics`` or NaN is warned about once and the epoch is not counted (ReduceLROnPlateau counts a NaN as a
+    bad epoch).
 
     >>> t = PlateauTrigger(monitor="eval_loss", patience=1, threshold=0.0)
     >>> [t.step(e, {"eval_loss": v}) for e, v in enumerate([3.0, 2.0, 2.0, 2.0])]
@@ -92,6 +93,7 @@ class PlateauTrigger(Trigger):
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self._warned_missing = False
+        self._warned_nan = False
 
     def _worst(self) -> float:
         return math.inf if self.mode == "min" else -math.inf
@@ -115,6 +117,12 @@ class PlateauTrigger(Trigger):
                 self._warned_missing = True
             return False
         current = float(value)
+        if math.isnan(current):
+            if not self._warned_nan:
+                logger.warning("hardmine: plateau trigger monitors %r, which is NaN at epoch %d; NaN epochs are not "
+                               "counted (warned once).", self.monitor, epoch)
+                self._warned_nan = True
+            return False
         if self._is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0

@@ -50,3 +50,28 @@ def sampler_weights(draw: st.DrawFn, *, max_n: int = 60) -> tuple[int, np.ndarra
     min_cap = -(-n // positive)
     max_repeats = draw(st.one_of(st.none(), st.integers(min_cap, min_cap + 4)))
     return n, weights, max_repeats
+
+
+@st.composite
+def layered_weights(draw: st.DrawFn, *, max_n: int = 3000) -> tuple[np.ndarray, int | None]:
+    """``(weights, max_repeats)``: a few weight levels laid out periodically, in blocks or at random, optionally
+    over a background of many distinct weights (what a prior x hardness plan looks like)."""
+    n = draw(st.integers(20, max_n))
+    levels = draw(st.lists(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.0]), min_size=1, max_size=4,
+                           unique=True))
+    layout = draw(st.sampled_from(["periodic", "blocked", "random"]))
+    if layout == "periodic":
+        period = draw(st.integers(2, 25))
+        code = (np.arange(n) % period) % len(levels)
+    elif layout == "blocked":
+        code = np.repeat(np.arange(len(levels)), -(-n // len(levels)))[:n]
+    else:
+        code = np.random.default_rng(draw(st.integers(0, 2**16))).integers(0, len(levels), n)
+    weights = np.asarray(levels)[code]
+    if draw(st.booleans()):  # a background of distinct weights on a share of the indices
+        rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+        some = rng.random(n) < draw(st.floats(0.05, 0.6))
+        weights = np.where(some, rng.uniform(0.5, 5.0, n), weights)
+    positive = int(np.count_nonzero(weights))
+    cap = draw(st.one_of(st.none(), st.integers(max(1, -(-n // positive)), 6)))
+    return weights, cap

@@ -386,3 +386,31 @@ def test_report_on_a_trainer_checkpoint(tmp_path: Path, capsys: Capture) -> None
     with export.open() as f:
         mined = [int(r["id"]) for r in csv.DictReader(f)]
     assert mined == trainer.miner.mined_counts()[0].tolist() and len(mined) >= 5
+
+
+def test_a_closed_pipe_exits_quietly(run: Any) -> None:
+    """`hardmine report ... | head`: no BrokenPipeError traceback, exit code 0 (head -n 0 has left already)."""
+    _, path = run
+    cmd = f"set -o pipefail; {sys.executable} -m hardmine report {path} --top 50 | head -n 0"
+    proc = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_file_errors_name_the_file(run: Any, tmp_path: Path, capsys: Capture) -> None:
+    binary = tmp_path / "train.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x01binary")
+    assert main(["validate", str(binary)]) == 2
+    assert "train.yaml' is not a YAML text file" in capsys.readouterr().err
+    _, path = run
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: a folder in place of the file instead
+            (locked / "m.csv").mkdir()
+        assert main(["report", str(path), "--export", str(locked / "m.csv")]) == 2
+        assert f"cannot write '{locked / 'm.csv'}'" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)

@@ -102,3 +102,19 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
         HardMiningConfig.from_yaml(tmp_path / "nope.yaml")
     with pytest.raises(ValueError, match="must hold a YAML mapping"):
         HardMiningConfig.from_yaml(write(tmp_path, "- 1\n- 2\n"))
+
+
+@pytest.mark.parametrize("text", ["", "# nothing here\n", "model: qwen3-vl\nlr: 1.0e-5\n", "custom:\n  other: 1\n",
+                                  "enabled: true\nmodel: x\n"])
+def test_no_block_means_mining_off_and_other_keys_are_not_ours(tmp_path: Path, text: str) -> None:
+    """An empty file or a training YAML without custom.hard_sample_mining: mining off, as documented."""
+    assert HardMiningConfig.from_yaml(write(tmp_path, text)).enabled is False
+
+
+def test_a_binary_file_is_a_value_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "weights.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match=r"weights.yaml' is not a YAML text file \(not UTF-8"):
+        HardMiningConfig.from_yaml(path)
+    with pytest.raises(FileNotFoundError, match="is a folder, not a config file"):
+        HardMiningConfig.from_yaml(tmp_path)

@@ -186,7 +186,7 @@ def test_uniform_targets_at_ratio_one_are_a_permutation_and_ratio_spreads_random
 
 
 def test_draw_subset_is_uniform_and_distinct() -> None:
-    from hardmine.fusion._sampler import draw_subset
+    from hardmine._plan import draw_subset
 
     n, k, trials = 12, 4, 3000
     hits = np.zeros(n, dtype=np.int64)
@@ -353,3 +353,21 @@ def test_repr_pickle_and_state_round_trip() -> None:
     assert [worker_copy[i] for i in range(len(fusion))] == [fusion[i] for i in range(len(fusion))]
     with pytest.raises(ValueError, match="expected kind 'FusionSampler'"):
         fresh.load_state_dict({**s.state_dict(), "kind": "HardMiningSampler"})
+
+
+def test_a_periodically_mined_target_gets_its_share_in_every_epoch() -> None:
+    """An interleaved fusion order gives a periodic weight layout: the mined set still gets its expected draws."""
+    fusion = FusionDataset({"bbu": [{"x": i} for i in range(2000)], "rare": Pool([{"x": i} for i in range(300)], 1.5)},
+                           {"lvis": ([{"y": i} for i in range(5000)], 0.2)})
+    sampler = fusion.make_sampler(seed=3, max_repeats=6)  # no cap binds: the share is quota x weight share
+    weights = np.ones(fusion.num_mineable)
+    weights[::20] = 3.0  # every 20th target index mined
+    sampler.set_weights(weights)
+    for target, (lo, hi, quota) in {"bbu": (0, 2000, 2000), "rare": (2000, 2300, 450)}.items():
+        w = weights[lo:hi]
+        want = quota * w[w == 3.0].sum() / w.sum()
+        for epoch in range(4):
+            sampler.set_epoch(epoch)
+            counts = sampler.counts()[lo:hi]
+            assert counts.sum() == quota, target
+            assert abs(int(counts[w == 3.0].sum()) - want) <= 1.0, (target, epoch)

@@ -98,3 +98,11 @@ def test_plateau_bad_settings(kw: dict, match: str) -> None:
 def test_epoch_trigger_bad_settings() -> None:
     with pytest.raises(ValueError, match="start_epoch"):
         EpochTrigger(-1)
+
+
+def test_nan_metrics_are_warned_about_once_and_not_counted(caplog: pytest.LogCaptureFixture) -> None:
+    t = PlateauTrigger(monitor="eval_loss", patience=0, threshold=0.0)
+    with caplog.at_level("WARNING", logger="hardmine"):
+        fired = [t.step(e, {"eval_loss": v}) for e, v in enumerate([1.0, float("nan"), float("nan"), 1.0])]
+    assert fired == [False, False, False, True]  # only the real second 1.0 is a bad epoch
+    assert sum("NaN" in r.message for r in caplog.records) == 1

@@ -95,7 +95,7 @@ class FusionConfig(_Strict):
 
         A source name written twice in one mapping is an error (plain YAML loading would keep the last).
         """
-        block = load_yaml_block(path, "fusion")
+        block = load_yaml_block(path, "fusion", cls.model_fields)
         if block is None:
             raise ValueError(f"{str(path)!r} has no custom.fusion block")
         _refuse_duplicate_names(Path(path))

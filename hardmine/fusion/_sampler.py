@@ -9,44 +9,16 @@ and shuffled once. The plan lives here, in the main process, and is a pure funct
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from hardmine._plan import check_fillable, epoch_generator, plan_counts, shuffle_in_place
+from hardmine._plan import check_fillable, draw_subset, epoch_generator, plan_counts, shuffle_in_place
 from hardmine.fusion._layout import MAX_SALT, FusionLayout
 from hardmine.sampler import PlanSampler
 
 _SHUFFLE_SALT = MAX_SALT  # out of the range of source salts, so the shuffle never shares their stream
-
-
-def draw_subset(n: int, k: int, g: torch.Generator) -> np.ndarray:
-    """A uniformly random ``k``-subset of ``range(n)`` (int64, in no particular order), in O(k + n / 8) work.
-
-    For ``k < n / 2`` it draws indices with replacement into a mask until at least ``k`` are distinct,
-    then drops a uniform few: the process treats every index alike, so the distinct set (given its
-    size) is a uniform subset. That avoids a full ``randperm(n)`` for a small quota from a large pool.
-    """
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    if 2 * k >= n:
-        return torch.randperm(n, generator=g)[:k].numpy()
-    mask = np.zeros(n, dtype=bool)
-    have = 0
-    goal = min(k + k // 64 + 16, (k + n) // 2)  # aim a little above k: usually one round
-    while have < k:
-        # expected new distinct indices among m draws: (n - have) * (1 - (1 - 1/n)**m) = goal - have
-        m = math.ceil(math.log1p(-(goal - have) / (n - have)) / math.log1p(-1.0 / n))
-        mask[torch.randint(n, (m,), generator=g).numpy()] = True
-        have = int(np.count_nonzero(mask))
-    chosen = np.flatnonzero(mask)
-    if have > k:
-        keep = np.ones(have, dtype=bool)
-        keep[draw_subset(have, have - k, g)] = False
-        chosen = chosen[keep]
-    return chosen
 
 
 def _draw_auxiliary(n: int, quota: int, replacement: bool, g: torch.Generator) -> np.ndarray:
@@ -100,14 +72,9 @@ class FusionSampler(PlanSampler):
         if self._weights is None and quota == n:
             return np.arange(n, dtype=np.int64)  # every index once: the final shuffle orders them
         g = epoch_generator(self.seed, self.epoch, lay.salts[t])
-        offset = float(torch.rand(1, generator=g, dtype=torch.float64))
-        if self._weights is not None:  # mined: systematic rounding in index order, like HardMiningSampler
-            counts = plan_counts(self._weights[lo : lo + n], quota, self.max_repeats, offset)
-            return np.repeat(np.arange(n, dtype=np.int64), counts)
-        # uniform at a ratio other than 1: round over a random order, or ratio 0.5 would draw all the
-        # even or all the odd indices
-        order = torch.randperm(n, generator=g, dtype=torch.int32 if n < 2**31 else torch.int64).numpy()
-        return np.repeat(order, plan_counts(np.ones(n), quota, self.max_repeats, offset))
+        weights = np.ones(n) if self._weights is None else self._weights[lo : lo + n]
+        # stratified rounding: at a ratio of 0.5, a random half of the indices, never "all the even ones"
+        return np.repeat(np.arange(n, dtype=np.int64), plan_counts(weights, quota, self.max_repeats, g))
 
     def _build_plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         lay = self.layout

@@ -12,13 +12,15 @@ import os
 import warnings
 from collections.abc import Mapping
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from hardmine._serialization import load_state, save_state
+from hardmine._checkpoints import MARKER, STATE_FILE, TRAINER_STATE, newest_with_state, written_with_mining
+from hardmine._serialization import load_state, remove_orphans, save_state
 from hardmine.config import HardMiningConfig
 from hardmine.integrations._hf_callback import HardSampleMiningCallback
 from hardmine.integrations._hf_ids import BATCH_KEYS, IndexedDataset, SampleIdCollator, pop_sample_ids
@@ -29,8 +31,6 @@ from hardmine.run_record import MINER_KIND
 __all__ = ["STATE_FILE", "HardMiningTrainer", "HardMiningTrainerMixin", "HardSampleMiningCallback"]
 
 logger = logging.getLogger("hardmine")
-
-STATE_FILE = "hardmine_state.npz"
 
 
 def _is_hf_dataset(dataset: Any) -> bool:
@@ -159,36 +159,57 @@ class HardMiningTrainerMixin:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        super()._save_checkpoint(model, trial)  # type: ignore[misc]
+        """The mining state first, then the Trainer's checkpoint: a checkpoint that looks finished
+        (``trainer_state.json``) always holds its ``hardmine_state.npz``, and says mining was on."""
         if self._hm_on:
             run_dir = self._get_output_dir(trial=trial)
             self.save_mining_state(os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"))
+            self.state.stateful_callbacks[MARKER] = {"args": {}, "attributes": {"state_file": STATE_FILE}}
+        super()._save_checkpoint(model, trial)  # type: ignore[misc]
 
     def save_mining_state(self, folder: str | PathLike[str]) -> None:
         """Write the miner state, all ranks' pending losses included, to ``folder/hardmine_state.npz``.
 
-        A collective: call it on every rank. The process that saves checkpoints writes, atomically.
+        A collective: call it on every rank. The process that saves checkpoints writes, atomically and durably.
         """
         state = self._hm_ensure_miner().state_dict(all_ranks=True)
         if self.args.should_save:
             save_state(state, os.path.join(folder, STATE_FILE), kind=MINER_KIND)
 
     def load_mining_state(self, folder: str | PathLike[str]) -> bool:
-        """Restore the miner from ``folder/hardmine_state.npz``; False (with a warning) when there is none."""
-        path = os.path.join(folder, STATE_FILE)
-        if not os.path.isfile(path):
-            logger.warning("hardmine: checkpoint %s holds no %s; mining starts fresh", folder, STATE_FILE)
-            warnings.warn(f"hardmine: checkpoint {folder} holds no {STATE_FILE}; mining starts fresh", UserWarning,
-                          stacklevel=2)
+        """Restore the miner from ``folder/hardmine_state.npz``; False (with a warning) when the checkpoint was
+        written with mining off. A checkpoint written with mining on whose state is missing, or one whose save
+        was interrupted, is an error naming the newest checkpoint that can be resumed (``on_missing_state:
+        fresh`` starts mining fresh instead)."""
+        ckpt = Path(folder)
+        path = ckpt / STATE_FILE
+        remove_orphans(path)  # temporary files of a save that was killed here
+        newest = newest_with_state(ckpt.parent)
+        instead = (f"resume from {newest}, the newest checkpoint that holds one" if newest
+                   else "no checkpoint next to it holds one")
+        if not (ckpt / TRAINER_STATE).is_file():
+            raise ValueError(f"hardmine: checkpoint {ckpt} has no {TRAINER_STATE}: its save was interrupted (or it "
+                             f"is not a Trainer checkpoint), so its model, its optimizer and the mining state may not "
+                             f"match; {instead}, or delete the folder")
+        if not path.is_file():
+            lost = written_with_mining(ckpt)
+            if lost and self.mining_config.on_missing_state == "error":
+                raise FileNotFoundError(
+                    f"hardmine: checkpoint {ckpt} was written with mining on, but {path} is missing (ledger, hard "
+                    f"set and plan would be lost and the data order would diverge); {instead}, or set "
+                    "on_missing_state: fresh in custom.hard_sample_mining to start mining fresh")
+            why = "its mining state is missing" if lost else f"it holds no {STATE_FILE} (written with mining off)"
+            logger.warning("hardmine: checkpoint %s: %s; mining starts fresh", ckpt, why)
+            warnings.warn(f"hardmine: checkpoint {ckpt}: {why}; mining starts fresh", UserWarning, stacklevel=2)
             return False
         state = load_state(path, kind=MINER_KIND)
         miner = self._hm_ensure_miner()
         if int(state["num_samples"]) != miner.num_samples:
             raise ValueError(
-                f"hardmine: checkpoint {folder} was saved for a train dataset of {int(state['num_samples'])} "
+                f"hardmine: checkpoint {ckpt} was saved for a train dataset of {int(state['num_samples'])} "
                 f"samples, but this train_dataset has {miner.num_samples}. Resume with the same dataset, or "
                 f"delete {path} to start mining fresh.")
-        miner.load_state_dict(state)
+        miner.load_state_dict(state, where=str(path))
         self._hm_callback.restored = True
         return True
 
