@@ -17,6 +17,7 @@ equal to the fractional part: the plan is unbiased. All of it is vectorised and 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -63,11 +64,61 @@ def draw_subset(n: int, k: int, g: torch.Generator) -> np.ndarray:
     return chosen
 
 
-def check_fillable(weights: np.ndarray, num_slots: int, max_repeats: int | None) -> None:
-    """Raise ValueError when ``num_slots`` draws cannot be made from ``weights`` under ``max_repeats``."""
+@dataclass(frozen=True)
+class Weights:
+    """Validated weights (finite, >= 0): as levels (``values`` ascending, a uint8 ``codes`` entry per index)
+    when there are at most ``_MAX_LEVELS`` distinct ones (1 byte an index), else ``dense`` float64."""
+
+    values: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    dense: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, weights: np.ndarray) -> Weights:
+        levels = weight_levels(weights) if weights.size else None
+        return cls(dense=weights) if levels is None else cls(*levels)
+
+    def __len__(self) -> int:
+        return int((self.codes if self.dense is None else self.dense).size)  # type: ignore[union-attr]
+
+    def array(self) -> np.ndarray:
+        """One float64 weight per index."""
+        if self.dense is not None:
+            return self.dense.copy()
+        assert self.values is not None and self.codes is not None
+        return np.asarray(self.values[self.codes], dtype=np.float64)
+
+    def part(self, lo: int, hi: int) -> Weights:
+        """The weights of indices ``lo..hi-1``."""
+        if self.dense is not None:
+            return Weights(dense=self.dense[lo:hi])
+        assert self.codes is not None
+        return Weights(self.values, self.codes[lo:hi])
+
+    def positive(self) -> int:
+        """How many indices have a weight above 0."""
+        if self.dense is not None:
+            return int(np.count_nonzero(self.dense))
+        assert self.values is not None and self.codes is not None
+        zero = np.flatnonzero(self.values == 0)
+        return len(self) - (int(np.count_nonzero(self.codes == zero[0])) if zero.size else 0)
+
+
+def index_dtype(n: int) -> type[np.signedinteger]:
+    """The smallest index type for ``n`` indices: plans of int32 take half the memory of int64 ones."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def compact_counts(counts: np.ndarray) -> np.ndarray:
+    """Draw counts in one byte each when they fit (they are at most ``max_repeats``), else int32/int64."""
+    top = int(counts.max()) if counts.size else 0
+    return counts.astype(np.uint8 if top < 256 else index_dtype(top + 1), copy=False)
+
+
+def check_fillable(positive: int, num_slots: int, max_repeats: int | None) -> None:
+    """Raise ValueError when ``num_slots`` draws cannot be made from ``positive`` indices under ``max_repeats``."""
     if num_slots == 0:
         return
-    positive = int(np.count_nonzero(weights))
     if positive == 0:
         raise ValueError(f"cannot fill {num_slots} slots: every weight is 0")
     if max_repeats is not None and positive * max_repeats < num_slots:
@@ -76,29 +127,28 @@ def check_fillable(weights: np.ndarray, num_slots: int, max_repeats: int | None)
                          "raise max_repeats or give more samples a positive weight")
 
 
-def plan_counts(weights: np.ndarray, num_slots: int, max_repeats: int | None, g: torch.Generator) -> np.ndarray:
+def plan_counts(weights: Weights, num_slots: int, max_repeats: int | None, g: torch.Generator) -> np.ndarray:
     """Per-index copy counts summing to ``num_slots``, each ``floor`` or ``ceil`` of its expected count.
 
-    ``weights`` must already be validated (finite, >= 0); ``g`` gives the epoch's randomness. Every set of
-    indices with one weight gets the floor or the ceiling of its expected total. Raises ValueError when the
-    slots cannot be filled under ``max_repeats``.
+    ``g`` gives the epoch's randomness. Every set of indices with one weight gets the floor or the ceiling of
+    its expected total. Raises ValueError when the slots cannot be filled under ``max_repeats``.
 
     >>> g = torch.Generator().manual_seed(0)
-    >>> plan_counts(np.array([1.0, 1.0, 2.0]), 4, None, g).tolist()
+    >>> plan_counts(Weights.of(np.array([1.0, 1.0, 2.0])), 4, None, g).tolist()
     [1, 1, 2]
     """
     if num_slots == 0:
-        return np.zeros(weights.size, dtype=np.int64)
-    check_fillable(weights, num_slots, max_repeats)
+        return np.zeros(len(weights), dtype=np.int64)
+    check_fillable(weights.positive(), num_slots, max_repeats)
     offset = float(torch.rand(1, generator=g, dtype=torch.float64))
-    levels = weight_levels(weights)
-    if levels is None:
-        order = np.argsort(weights, kind="stable")
-        expected = expected_counts(weights[order], None, num_slots, max_repeats)
-        counts = np.empty(weights.size, dtype=np.int64)
+    if weights.dense is not None:
+        order = np.argsort(weights.dense, kind="stable")
+        expected = expected_counts(weights.dense[order], None, num_slots, max_repeats)
+        counts = np.empty(order.size, dtype=np.int64)
         counts[order] = _systematic(expected, num_slots, offset, max_repeats)
         return counts
-    values, codes = levels
+    values, codes = weights.values, weights.codes
+    assert values is not None and codes is not None
     sizes = np.bincount(codes, minlength=values.size)
     per_index = expected_counts(values, sizes, num_slots, max_repeats)
     base = np.floor(per_index).astype(np.int64)
@@ -129,8 +179,11 @@ def weight_levels(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         values = np.union1d(values, candidates[:: max(1, candidates.size // _SAMPLE)])
         if values.size > _MAX_LEVELS:
             return None
-        if values.size <= 2:  # the usual plan (1 and hard_weight): two comparisons instead of a search
-            codes = (weights == values[-1]).view(np.uint8)
+        if values.size == 1:
+            codes = np.zeros(weights.size, dtype=np.uint8)
+            missed = weights != values[0]
+        elif values.size == 2:  # the usual plan (1 and hard_weight): two comparisons instead of a search
+            codes = (weights == values[1]).view(np.uint8)
             missed = ~(weights == values[0]) & (codes == 0)
         else:
             codes = np.minimum(np.searchsorted(values, weights), values.size - 1).astype(np.uint8)
@@ -148,7 +201,7 @@ def expected_counts(weights: np.ndarray, sizes: np.ndarray | None, num_slots: in
     top = float(weights.max())
     unit = weights / top  # in [0, 1]: neither subnormal nor overflowing sums
     mass = unit if sizes is None else unit * sizes
-    expected = unit * (num_slots / float(mass.sum()))
+    expected: np.ndarray = unit * (num_slots / float(mass.sum()))
     if max_repeats is None or float(expected.max()) <= max_repeats:
         return expected
     cap = float(max_repeats)

@@ -1,4 +1,10 @@
-"""Nested state dicts to one ``.npz`` file and back: arrays stay arrays, the rest is JSON. No pickle."""
+"""Nested state dicts to one ``.npz`` file and back: arrays stay arrays, the rest is JSON. No pickle.
+
+Arrays are stored losslessly in their smallest form and read back in their own dtype: integers in the
+narrowest type that holds their range, float64 that float32 holds exactly as float32, and ``arange(n)``
+(a dense ledger's ids) as its length alone. Each array is converted and streamed into the archive one at
+a time, so a save never holds the whole file in memory.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +22,40 @@ import numpy as np
 _MAGIC = "hardmine-state"
 _TMP = ".tmp"
 _ARRAY = "__array__"
+_RANGE = "__range__"
+
+
+def _is_range(a: np.ndarray) -> bool:
+    """Whether ``a`` is ``arange(a.size)`` (checked cheaply first, then exactly)."""
+    if a.ndim != 1 or a.size < 2 or a.dtype.kind not in "iu" or a[0] != 0 or a[-1] != a.size - 1:
+        return False
+    return bool(np.all(np.diff(a) == 1))
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """``a`` in the smallest dtype that holds every value exactly (a view of ``a`` when there is none)."""
+    if not a.size:
+        return a
+    if a.dtype.kind in "iu":
+        lo, hi = int(a.min()), int(a.max())
+        kinds = (np.uint8, np.uint16, np.uint32, np.uint64) if lo >= 0 else (np.int8, np.int16, np.int32, np.int64)
+        small = next(np.dtype(t) for t in kinds if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max)
+        return a.astype(small, copy=False) if small.itemsize < a.itemsize else a
+    if a.dtype == np.float64:
+        with np.errstate(over="ignore"):
+            single = a.astype(np.float32)
+        if np.array_equal(single.astype(np.float64), a, equal_nan=True):
+            return single
+    return a
 
 
 def _split(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
     if isinstance(obj, np.ndarray):
+        if _is_range(obj):
+            return {_RANGE: int(obj.size), "dtype": obj.dtype.str}
         key = f"a{len(arrays)}"
         arrays[key] = obj
-        return {_ARRAY: key}
+        return {_ARRAY: key, "dtype": obj.dtype.str}
     if isinstance(obj, dict):
         return {str(k): _split(v, arrays, f"{path}.{k}") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -37,8 +70,11 @@ def _split(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
 
 def _join(obj: Any, arrays: Any) -> Any:
     if isinstance(obj, dict):
-        if set(obj) == {_ARRAY}:
-            return np.array(arrays[obj[_ARRAY]])
+        if _ARRAY in obj and set(obj) <= {_ARRAY, "dtype"}:
+            a = np.array(arrays[obj[_ARRAY]])
+            return a.astype(obj["dtype"], copy=False) if "dtype" in obj else a
+        if _RANGE in obj and set(obj) == {_RANGE, "dtype"}:
+            return np.arange(int(obj[_RANGE]), dtype=obj["dtype"])
         return {k: _join(v, arrays) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_join(v, arrays) for v in obj]
@@ -61,7 +97,10 @@ def save_state(state: dict[str, Any], path: str | PathLike[str], kind: str) -> N
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types the **kwds as bool
+            with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for key, array in arrays.items():  # what np.savez does, one compact array at a time
+                    with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, _compact(array), allow_pickle=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hardmine._ledger_keys import SparseKeys
 from hardmine._ledger_table import Table, rows_of
 from hardmine._state import check_state, stamp
 from hardmine._validation import as_id_array, as_loss_array
@@ -119,7 +120,7 @@ class LossLedger:
         self.ema_decay = float(ema_decay)
         self._index: IdIndex | None = _RangeIndex(int(num_ids)) if num_ids is not None else index
         size = self._index.size if self._index is not None else 0
-        self._keys = np.empty(0, dtype=np.int64)  # sparse mode only: sorted ids, one per slot
+        self._sparse = SparseKeys()  # sparse mode only: sorted ids, one per slot
         self._table = Table(size, aggregate, self.ema_decay)
         self._pending_ids: list[np.ndarray] = []  # the buffer, folded on the next read
         self._pending_losses: list[np.ndarray] = []
@@ -196,10 +197,10 @@ class LossLedger:
 
     def nbytes(self) -> int:
         """Resident bytes of the table (excluding the not-yet-folded buffer)."""
-        return int(self._keys.nbytes + self._table.nbytes)
+        return int(self._sparse.nbytes + self._table.nbytes)
 
     def _ids_of(self, slots: np.ndarray) -> np.ndarray:
-        return self._keys[slots] if self._index is None else np.asarray(self._index.ids(slots), np.int64)
+        return self._sparse.keys[slots] if self._index is None else np.asarray(self._index.ids(slots), np.int64)
 
     # ------------------------------------------------------------------ folding
     def _fold(self) -> None:
@@ -228,27 +229,10 @@ class LossLedger:
             return ids  # checked when recorded
         if self._index is not None:
             return np.asarray(self._index.slots(ids), dtype=np.int64)
-        # sparse: one sort of the batch gives its distinct ids; searchsorted on sorted queries is cheap
-        order = np.argsort(ids)
-        sorted_ids = ids[order]
-        run_start = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
-        uniq = sorted_ids[run_start]
-        if self._keys.size:
-            pos = np.minimum(np.searchsorted(self._keys, uniq), self._keys.size - 1)
-            new = uniq[self._keys[pos] != uniq]
-        else:
-            new = uniq
-        if new.size:
-            self._grow(new)
-        slots = np.empty(ids.size, dtype=np.int64)
-        slots[order] = np.searchsorted(self._keys, uniq)[np.cumsum(run_start) - 1]
+        slots, moved = self._sparse.assign(ids)
+        if moved is not None:  # new ids: the table grows, old records move to their new slots
+            self._table = self._table.resized(self._sparse.keys.size, moved)
         return slots
-
-    def _grow(self, new_ids: np.ndarray) -> None:
-        keys = np.concatenate([self._keys, new_ids])  # two disjoint sorted runs:
-        keys.sort(kind="stable")  # timsort merges them in linear time
-        self._table = self._table.resized(keys.size, np.searchsorted(keys, self._keys))
-        self._keys = keys
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -278,12 +262,12 @@ class LossLedger:
         if self._index is None:
             if ids.size and np.any(ids[1:] <= ids[:-1]):
                 raise ValueError("LossLedger state ids must be strictly ascending")
-            keys, slots = ids.copy(), np.arange(ids.size)
+            keys, slots = SparseKeys(ids.copy()), np.arange(ids.size)
         else:
-            keys, slots = self._keys, np.asarray(self._index.slots(ids), np.int64)
+            keys, slots = self._sparse, np.asarray(self._index.slots(ids), np.int64)
         table = Table(ids.size if self._index is None else self._index.size, self.aggregate, self.ema_decay)
         table.put(slots, *cols)
-        self._keys, self._table = keys, table
+        self._sparse, self._table = keys, table
         self._pending_ids, self._pending_losses = [], []
         self.epoch = int(state["epoch"])
         self.num_skipped = int(state["num_skipped"])

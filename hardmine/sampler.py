@@ -20,7 +20,15 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from hardmine._plan import check_fillable, epoch_generator, plan_counts, shuffle_in_place
+from hardmine._plan import (
+    Weights,
+    check_fillable,
+    compact_counts,
+    epoch_generator,
+    index_dtype,
+    plan_counts,
+    shuffle_in_place,
+)
 from hardmine._state import check_state, stamp
 from hardmine._validation import as_weight_array
 
@@ -32,6 +40,13 @@ def _check_seed_and_cap(seed: int, max_repeats: int | None) -> None:
         raise ValueError(f"seed must be an integer >= 0, but got {seed=}")
     if max_repeats is not None and (int(max_repeats) != max_repeats or max_repeats < 1):
         raise ValueError(f"max_repeats must be an integer >= 1 or None, but got {max_repeats=}")
+
+
+def _chunked(plan: np.ndarray, chunk: int = 16_384) -> Iterator[int]:
+    """The plan's indices as Python ints, a chunk at a time: never a whole-epoch Python list (36 bytes an
+    index), the same order."""
+    for start in range(0, plan.size, chunk):
+        yield from plan[start : start + chunk].tolist()
 
 
 class PlanSampler(Sampler[int]):
@@ -53,7 +68,7 @@ class PlanSampler(Sampler[int]):
         self.seed = int(seed)
         self.max_repeats = None if max_repeats is None else int(max_repeats)
         self.epoch = 0
-        self._weights: np.ndarray | None = None
+        self._weights: Weights | None = None
         self._weights_version = 0
         self._cache: tuple[tuple[int, int], np.ndarray, np.ndarray | None] | None = None
 
@@ -69,25 +84,26 @@ class PlanSampler(Sampler[int]):
         under ``max_repeats``. Every call bumps :attr:`weights_version`.
         """
         w = None if weights is None else as_weight_array(weights, self.num_weighted)
-        self._check_fillable(w)  # before any change
-        self._weights = None if w is None else (w.copy() if w is weights else w)
+        compact = None if w is None else Weights.of(w.copy() if w is weights else w)
+        self._check_fillable(compact)  # before any change
+        self._weights = compact
         self._weights_version += 1
         self._cache = None
 
     @property
     def weights(self) -> np.ndarray | None:
         """The current weights (a copy), or None when uniform."""
-        return None if self._weights is None else self._weights.copy()
+        return None if self._weights is None else self._weights.array()
 
     @property
     def weights_version(self) -> int:
         """How many times the weights were set: plans are cached per ``(epoch, weights_version)``."""
         return self._weights_version
 
-    def _check_fillable(self, weights: np.ndarray | None) -> None:
+    def _check_fillable(self, weights: Weights | None) -> None:
         """Raise ValueError when ``weights`` (None: uniform) cannot fill the epoch under ``max_repeats``."""
         if weights is not None:
-            check_fillable(weights, self.num_weighted, self.max_repeats)
+            check_fillable(weights.positive(), self.num_weighted, self.max_repeats)
 
     # ------------------------------------------------------------------ the plan
     def _build_plan(self) -> tuple[np.ndarray, np.ndarray | None]:
@@ -101,12 +117,12 @@ class PlanSampler(Sampler[int]):
         return self._cache[1], self._cache[2]
 
     def counts(self) -> np.ndarray:
-        """How many times each dataset index is drawn in the current epoch's plan (global stream)."""
+        """How many times each dataset index is drawn in the current epoch's plan (global stream), as int64."""
         plan, counts = self._plan()
         if counts is None:
-            counts = np.bincount(plan, minlength=self.num_indices)
+            counts = compact_counts(np.bincount(plan, minlength=self.num_indices))
             self._cache = (self._cache[0], plan, counts)  # type: ignore[index]
-        return counts.copy()
+        return counts.astype(np.int64)
 
     def source_counts(self) -> dict[str, int]:
         """Draws per named source in every epoch (empty for a single dataset)."""
@@ -114,7 +130,7 @@ class PlanSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         plan, _ = self._plan()
-        return iter(plan.tolist())  # NumPy's tolist: a little faster than torch's
+        return _chunked(plan)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -125,8 +141,13 @@ class PlanSampler(Sampler[int]):
         return {}
 
     def state_dict(self) -> dict[str, Any]:
+        """Seed, epoch, cap, layout and the weights (as levels and a byte per index when they have few values)."""
+        w = self._weights
+        weights: Any = None
+        if w is not None:
+            weights = w.dense.copy() if w.dense is not None else {"values": w.values, "codes": w.codes}
         return stamp(self._KIND, self._VERSION, seed=self.seed, epoch=self.epoch, max_repeats=self.max_repeats,
-                     weights=self.weights, **self._layout())
+                     weights=weights, **self._layout())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         layout = self._layout()
@@ -139,8 +160,14 @@ class PlanSampler(Sampler[int]):
         old = (self.seed, self.max_repeats)
         self.seed = int(state["seed"])
         self.max_repeats = None if state["max_repeats"] is None else int(state["max_repeats"])
+        weights = state["weights"]
+        if isinstance(weights, dict):  # levels: values and one code per index
+            values, codes = np.asarray(weights["values"]), np.asarray(weights["codes"])
+            if codes.dtype != np.uint8 or (codes.size and int(codes.max()) >= values.size):
+                raise ValueError(f"{self._KIND} state has weight codes that do not index its {values.size} levels")
+            weights = values[codes]
         try:
-            self.set_weights(state["weights"])
+            self.set_weights(weights)
         except ValueError:
             self.seed, self.max_repeats = old
             raise
@@ -189,19 +216,20 @@ class HardMiningSampler(PlanSampler):
 
     def _build_plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         g = epoch_generator(self.seed, self.epoch)
+        small = index_dtype(self.num_samples)
         if self._weights is None:
-            return torch.randperm(self.num_samples, generator=g).numpy(), None
+            return torch.randperm(self.num_samples, generator=g).numpy().astype(small), None
         counts = plan_counts(self._weights, self.num_samples, self.max_repeats, g)
-        plan = np.repeat(np.arange(self.num_samples, dtype=np.int64), counts)
+        plan = np.repeat(np.arange(self.num_samples, dtype=small), counts)
         shuffle_in_place(plan, g)
-        return plan, counts
+        return plan, compact_counts(counts)
 
     def __iter__(self) -> Iterator[int]:
         plan, _ = self._plan()
         if self.num_replicas is not None:
             total = len(self) * self.num_replicas
             plan = np.resize(plan, total)[self.rank :: self.num_replicas]  # padded by wrapping, as often as needed
-        return iter(plan.tolist())
+        return _chunked(plan)
 
     def __len__(self) -> int:
         if self.num_replicas is None:

@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from hardmine._plan import check_fillable, draw_subset, epoch_generator, plan_counts, shuffle_in_place
+from hardmine._plan import (
+    Weights,
+    check_fillable,
+    draw_subset,
+    epoch_generator,
+    index_dtype,
+    plan_counts,
+    shuffle_in_place,
+)
 from hardmine.fusion._layout import MAX_SALT, FusionLayout
 from hardmine.sampler import PlanSampler
 
@@ -53,13 +61,12 @@ class FusionSampler(PlanSampler):
     def num_mineable(self) -> int:
         return self.layout.num_mineable
 
-    def _check_fillable(self, w: np.ndarray | None) -> None:
+    def _check_fillable(self, w: Weights | None) -> None:
         lay = self.layout
         for t in range(lay.num_targets):
             lo, hi, quota = int(lay.offsets[t]), int(lay.offsets[t + 1]), int(lay.quotas[t])
-            part = np.ones(hi - lo) if w is None else w[lo:hi]
             try:
-                check_fillable(part, quota, self.max_repeats)
+                check_fillable(hi - lo if w is None else w.part(lo, hi).positive(), quota, self.max_repeats)
             except ValueError as e:
                 state = "uniform" if w is None else "with these weights"
                 raise ValueError(f"target {lay.names[t]!r} ({state}, quota {quota} = round(ratio "
@@ -72,13 +79,14 @@ class FusionSampler(PlanSampler):
         if self._weights is None and quota == n:
             return np.arange(n, dtype=np.int64)  # every index once: the final shuffle orders them
         g = epoch_generator(self.seed, self.epoch, lay.salts[t])
-        weights = np.ones(n) if self._weights is None else self._weights[lo : lo + n]
+        w = self._weights
+        weights = Weights(np.ones(1), np.zeros(n, np.uint8)) if w is None else w.part(lo, lo + n)
         # stratified rounding: at a ratio of 0.5, a random half of the indices, never "all the even ones"
         return np.repeat(np.arange(n, dtype=np.int64), plan_counts(weights, quota, self.max_repeats, g))
 
     def _build_plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         lay = self.layout
-        plan = np.empty(lay.epoch_length, dtype=np.int64)
+        plan = np.empty(lay.epoch_length, dtype=index_dtype(lay.size))
         ends = np.cumsum(lay.quotas).tolist()
         for s, (start, end) in enumerate(zip([0, *ends[:-1]], ends)):
             if s < lay.num_targets:

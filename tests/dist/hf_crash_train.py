@@ -31,8 +31,18 @@ MINING = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "to
           "resample": {"hard_weight": 4.0, "max_repeats": 3}}
 N, BATCH, EPOCHS, SAVE_STEPS = 24, 4, 3, 3
 # the moments of one checkpoint save, in the order they happen (each: module, attribute)
+class _Os:
+    """hardmine._serialization's view of ``os``: the real module, with a ``replace`` of its own to wrap."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    replace = staticmethod(os.replace)
+
+
+serialization.os = _Os()  # type: ignore[assignment]
 MOMENTS = {
-    "state_written": (serialization.np, "savez"),  # hardmine's temporary file written, not yet renamed
+    "state_written": (serialization.os, "replace"),  # hardmine's temporary file written and synced, not renamed
     "state_renamed": (serialization, "_sync_folder"),  # hardmine_state.npz in place
     "model_saved": (transformers.Trainer, "save_model"),
     "optimizer_saved": (transformers.Trainer, "_save_optimizer_and_scheduler"),
@@ -47,8 +57,10 @@ def kill_at(moment: str, nth: int) -> None:
     calls = [0]
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        out = original(*args, **kwargs)
         calls[0] += 1
+        if calls[0] == nth and moment == "state_written":  # before the rename
+            os.kill(os.getpid(), signal.SIGKILL)
+        out = original(*args, **kwargs)
         if calls[0] == nth:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: what a preemption does
         return out
