@@ -75,8 +75,37 @@ class Weights:
 
     @classmethod
     def of(cls, weights: np.ndarray) -> Weights:
+        """Validated float64 ``weights``, as levels when they have few distinct values."""
         levels = weight_levels(weights) if weights.size else None
         return cls(dense=weights) if levels is None else cls(*levels)
+
+    @classmethod
+    def two_levels(cls, size: int, positions: np.ndarray, weight: float) -> Weights:
+        """Weight 1 everywhere and ``weight`` at ``positions``: the plain mining plan, a byte per index.
+
+        >>> Weights.two_levels(4, np.array([2]), 3.0).array().tolist()
+        [1.0, 1.0, 3.0, 1.0]
+        """
+        codes = np.zeros(size, dtype=np.uint8)
+        if weight == 1.0:
+            return cls(np.ones(1), codes)
+        codes[positions] = 1
+        return cls(np.array([1.0, float(weight)]), codes)
+
+    def checked(self, size: int) -> Weights:
+        """Itself, when it holds ``size`` finite, non-negative weights; else ValueError saying what is wrong."""
+        if len(self) != size:
+            raise ValueError(f"weights must have one entry per sample: expected length {size}, but got "
+                             f"length {len(self)}")
+        values = self.dense if self.dense is not None else self.values
+        assert values is not None
+        if values.size and (not np.isfinite(values).all() or values.min() < 0):
+            raise ValueError(f"weights must be finite and >= 0, but got levels {values[:8].tolist()}")
+        if self.dense is None:
+            assert self.codes is not None and self.values is not None
+            if self.codes.dtype != np.uint8 or (self.codes.size and int(self.codes.max()) >= self.values.size):
+                raise ValueError(f"weight codes must be uint8 indices into the {self.values.size} levels")
+        return self
 
     def __len__(self) -> int:
         return int((self.codes if self.dense is None else self.dense).size)  # type: ignore[union-attr]
@@ -155,17 +184,23 @@ def plan_counts(weights: Weights, num_slots: int, max_repeats: int | None, g: to
     extra = _level_extras(per_index * sizes, base, sizes, num_slots, offset, max_repeats)
     up = 2 * extra > sizes  # most of the level gets one more: start it at base + 1, take one from the rest
     change = np.where(up, sizes - extra, extra)
-    counts = (base + up)[codes]
+    start = base + up
+    counts = start.astype(np.uint8 if int(start.max()) < 255 else np.int64)[codes]  # a byte an index, usually
     moving = np.flatnonzero(change > 0)
     grouped = _group(codes, values.size) if values.size > 2 and moving.size > 2 else None
     for level in moving.tolist():  # a loop over at most _MAX_LEVELS levels, not over indices
-        pick = draw_subset(int(sizes[level]), int(change[level]), g)
-        if values.size > 1:
-            members = np.flatnonzero(codes == level) if grouped is None else grouped[0][grouped[1][level]:
-                                                                                       grouped[1][level + 1]]
-            pick = members[pick]
-        counts[pick] += -1 if up[level] else 1
-    return np.asarray(counts, dtype=np.int64)
+        size, k = int(sizes[level]), int(change[level])
+        if size == codes.size:
+            pick = draw_subset(size, k, g)
+        elif grouped is not None:
+            pick = grouped[0][grouped[1][level] : grouped[1][level + 1]][draw_subset(size, k, g)]
+        else:
+            pick = _pick_in_level(codes, level, size, k, g)
+        if up[level]:
+            counts[pick] -= 1
+        else:
+            counts[pick] += 1
+    return np.asarray(counts)
 
 
 def weight_levels(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -248,6 +283,31 @@ def _level_extras(totals: np.ndarray, base: np.ndarray, sizes: np.ndarray, num_s
         extra[level] += step
         short -= step
     return extra
+
+
+def _pick_in_level(codes: np.ndarray, level: int, size: int, k: int, g: torch.Generator) -> np.ndarray:
+    """A uniformly random ``k``-subset of the ``size`` indices whose code is ``level``.
+
+    A small level lists its members; a big one draws indices of the whole range and keeps those in the level
+    (most of them are), which needs no member list: a byte an index instead of eight."""
+    if 2 * size < codes.size:
+        members: np.ndarray = np.flatnonzero(codes == level)
+        return np.asarray(members[draw_subset(size, k, g)])
+    n = codes.size
+    mask = np.zeros(n, dtype=bool)
+    have = 0
+    goal = min(k + k // 64 + 16, (k + size) // 2)
+    while have < k:
+        need = math.ceil(math.log1p(-(goal - have) / (size - have)) / math.log1p(-1.0 / size))
+        drawn = torch.randint(n, (math.ceil(need * n / size),), generator=g).numpy()
+        mask[drawn[codes[drawn] == level]] = True
+        have = int(np.count_nonzero(mask))
+    chosen = np.flatnonzero(mask)
+    if have > k:
+        keep = np.ones(have, dtype=bool)
+        keep[draw_subset(have, have - k, g)] = False
+        chosen = chosen[keep]
+    return chosen
 
 
 def _group(codes: np.ndarray, num_levels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -133,7 +133,8 @@ class RecordBuffer:
         if all(i is None for i in self._indices):
             return Records(ids, losses, None)
         parts = [np.full(a.size, _NO_INDEX, np.int64) if i is None else i for a, i in zip(self._ids, self._indices)]
-        return Records(ids, losses, _joined(parts, np.int64))
+        indices = _joined(parts, np.int64)
+        return Records(ids, losses, None if bool(np.all(indices < 0)) else indices)
 
     def clear(self) -> None:
         self._ids, self._losses, self._indices, self._device = [], [], [], []

@@ -147,27 +147,30 @@ class HardMiner:
         self.ledger.set_epoch(epoch)
         self.ledger.extend(records.ids, records.losses)  # checked when recorded; the arrays are ours
         metrics = dict(metrics or {})
-        if "train_loss" not in metrics and records.mean_loss() is not None:
-            metrics["train_loss"] = records.mean_loss()  # type: ignore[assignment]
+        num_observed, mean_loss = len(records), records.mean_loss()
+        del records  # the ledger holds them until its fold, which frees them
+        if "train_loss" not in metrics and mean_loss is not None:
+            metrics["train_loss"] = mean_loss
         fired = not self.active and self.trigger.step(epoch, metrics)
         self.active = self.active or fired
         seen = self.ledger.stats(self.config.min_observations, copy=False)  # views: read within this call
         stats = self.id_space.eligible(seen)
         verdict = self.guards.judge(stats, epoch) if len(self.guards) else None
-        kept = stats if verdict is None else stats.subset(verdict.kept)
-        selection = select_among(self.selector, kept, len(stats)) if self.active else None
+        ids, scores = (stats.ids, stats.scores) if verdict is None else (stats.ids[verdict.kept],
+                                                                            stats.scores[verdict.kept])
+        selection = select_among(self.selector, ids, scores, len(stats)) if self.active else None
         hard = None if selection is None else selection.ids
         figures = self.planner.plan(self.sampler, None if hard is None else self.id_space.positions(hard), epoch + 1)
         monitor = getattr(self.trigger, "monitor", None)
         event = MiningEvent(
             epoch=epoch, triggered=self.active, fired=fired, num_hard=len(selection or ()),
             score_cut=None if selection is None else selection.cut, num_seen=len(self.ledger),
-            num_eligible=len(kept) if self.active else 0, num_observed=len(records),
+            num_eligible=ids.size if self.active else 0, num_observed=num_observed,
             num_skipped=self.ledger.num_skipped, excluded=self._excluded(stats, verdict, selection),
-            reason=self._reason(kept, selection), per_source=figures.per_source,
+            reason=self._reason(ids.size, selection), per_source=figures.per_source,
             overlap_prev=None if hard is None else self._history.overlap(hard), draw_ratio=figures.draw_ratio,
             mined_draws=figures.mined_draws, total_draws=figures.total_draws, draws_hist=figures.draws_hist,
-            score_hist=score_histogram(kept.scores) if self.active else {},
+            score_hist=score_histogram(scores) if self.active else {},
             metric=float(metrics[monitor]) if monitor in metrics else None)
         log_event(event, self.guards.labels())
         return self._history.append(event, hard)
@@ -176,15 +179,15 @@ class HardMiner:
         """Per guard, the ids the unguarded selection would have mined that the guard kept out."""
         if verdict is None or selection is None:
             return {}
-        would = select_among(self.selector, stats, len(stats)).ids
+        would = select_among(self.selector, stats.ids, stats.scores, len(stats)).ids
         return self.guards.reasons(verdict.who[np.searchsorted(stats.ids, would)])
 
-    def _reason(self, kept: LedgerStats, selection: Selection | None) -> str | None:
+    def _reason(self, num_kept: int, selection: Selection | None) -> str | None:
         if selection is None:
             return "trigger has not fired"
         if len(selection):
             return None
-        return "no id was eligible" if not len(kept) else f"no eligible id met the cut of {self.selector!r}"
+        return "no id was eligible" if not num_kept else f"no eligible id met the cut of {self.selector!r}"
 
     # ------------------------------------------------------------------ state
     def _parts(self) -> dict[str, Any]:

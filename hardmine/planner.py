@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardmine.sampler import PlanSampler
+from hardmine.sampler import PlanSampler, Weights
 
 __all__ = ["PlanFigures", "Planner"]
 
@@ -42,10 +42,9 @@ class Planner:
             raise ValueError(f"hard_weight must be a number >= 1, but got {hard_weight=}")
         self.hard_weight = float(hard_weight)
 
-    def weights(self, positions: np.ndarray, size: int) -> np.ndarray:
-        w = np.ones(size, dtype=np.float64)
-        w[positions] = self.hard_weight
-        return w
+    def weights(self, positions: np.ndarray, size: int) -> Weights:
+        """1 for every index, ``hard_weight`` at ``positions`` (a byte an index)."""
+        return Weights.two_levels(size, positions, self.hard_weight)
 
     def plan(self, sampler: PlanSampler, positions: np.ndarray | None, epoch: int) -> PlanFigures:
         """Set ``sampler``'s weights for ``epoch`` (uniform when ``positions`` is None or empty) and describe

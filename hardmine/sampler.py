@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from hardmine._plan import (
+from hardmine._plan import (  # Weights is re-exported: what a planner hands the sampler
     Weights,
     check_fillable,
     compact_counts,
@@ -32,7 +32,7 @@ from hardmine._plan import (
 from hardmine._state import check_state, stamp
 from hardmine._validation import as_weight_array
 
-__all__ = ["HardMiningSampler", "PlanSampler"]
+__all__ = ["HardMiningSampler", "PlanSampler", "Weights"]
 
 
 def _check_seed_and_cap(seed: int, max_repeats: int | None) -> None:
@@ -78,13 +78,17 @@ class PlanSampler(Sampler[int]):
         self.epoch = int(epoch)
 
     def set_weights(self, weights: Any) -> None:
-        """Relative weights (length ``num_weighted``, finite, >= 0); None means uniform.
+        """Relative weights (length ``num_weighted``, finite, >= 0); None means uniform. A
+        :class:`~hardmine.sampler.Weights` (levels and a byte per index) is taken as it is.
 
         Raises ValueError, changing nothing, when the weights are malformed or cannot fill the epoch
         under ``max_repeats``. Every call bumps :attr:`weights_version`.
         """
-        w = None if weights is None else as_weight_array(weights, self.num_weighted)
-        compact = None if w is None else Weights.of(w.copy() if w is weights else w)
+        if isinstance(weights, Weights):
+            compact: Weights | None = weights.checked(self.num_weighted)
+        else:
+            w = None if weights is None else as_weight_array(weights, self.num_weighted)
+            compact = None if w is None else Weights.of(w.copy() if w is weights else w)
         self._check_fillable(compact)  # before any change
         self._weights = compact
         self._weights_version += 1

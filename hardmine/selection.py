@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardmine.ledger import LedgerStats
-
 __all__ = ["Percentile", "Selection", "Selector", "Threshold", "TopK", "select_among"]
 
 
@@ -129,15 +127,13 @@ class Threshold(Selector):
         return f"Threshold(threshold={self.threshold})"
 
 
-def select_among(selector: Selector, stats: LedgerStats, num_seen: int) -> Selection:
-    """``selector`` on ``stats``; a :class:`TopK` fraction is of ``num_seen`` ids, not of what guards left.
+def select_among(selector: Selector, ids: np.ndarray, scores: np.ndarray, num_seen: int) -> Selection:
+    """``selector`` on ``(ids, scores)``; a :class:`TopK` fraction is of ``num_seen`` ids, not of what guards left.
 
-    >>> from hardmine import LossLedger
-    >>> L = LossLedger(num_ids=4); L.update([0, 1, 2, 3], [4.0, 3.0, 2.0, 1.0])
-    >>> select_among(TopK(0.5), L.stats().subset(np.array([False, True, True, True])), num_seen=4).ids.tolist()
+    >>> select_among(TopK(0.5), np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]), num_seen=4).ids.tolist()
     [1, 2]
     """
     if isinstance(selector, TopK) and selector.k < 1:
         count = selector.count(num_seen)
         selector = TopK(count) if count else selector
-    return selector.select(stats.ids, stats.scores)
+    return selector.select(ids, scores)

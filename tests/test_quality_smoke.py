@@ -36,4 +36,8 @@ def test_guarded_mining_beats_uniform_and_unguarded_mining_under_label_noise() -
     assert guarded.excluded.get("not_learning", 0) > 0  # ... and says so
     assert unguarded.common < uniform.common - 0.02  # noise mining costs the common subset
     assert guarded.common > unguarded.common + 0.02
-    assert guarded.rare > uniform.rare + 0.03  # hard-but-learnable samples still gain
+    gains = [guarded.rare - uniform.rare]  # hard-but-learnable samples still gain: on average over 3 seeds,
+    for seed in (1, 2):  # as one seed's gain varies by a few points
+        other = make_task("subpop", seed=seed, noise=0.2)
+        gains.append(train(other, seed, DEFAULT.mining, DEFAULT.guards()).rare - train(other, seed, None).rare)
+    assert sum(gains) / len(gains) > 0.03, gains

@@ -68,6 +68,12 @@ class Learnability(Guard):
         """Rows of ``ids`` in the state arrays, adding untracked ids (vectorised merge)."""
         if ids.size == self._ids.size and np.array_equal(ids, self._ids):  # the same ids as last epoch
             return slice(None)
+        if self._ids.size == 0:  # the first call: track these ids (ascending and unique, like every stats)
+            self._ids = ids.copy()
+            self._ref = np.zeros(ids.size, np.float32)
+            self._pending = np.full(ids.size, np.nan, np.float32)
+            self._tracked = np.zeros(ids.size, np.int32)
+            return slice(None)
         pos = np.searchsorted(self._ids, ids)
         hit = pos < self._ids.size
         hit[hit] = self._ids[pos[hit]] == ids[hit]
