@@ -170,3 +170,16 @@ def record_stream(trainer: Any) -> list[tuple[int, float]]:
 
     miner.record = recording
     return stream
+
+
+def tiny_tokenizer() -> Any:
+    """A WordLevel tokenizer built in code over the tiny models' vocabulary: ``w0``..``w55`` and chat specials."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "user", "assistant", "system"]
+    words = [*specials, *(f"w{i}" for i in range(TEXT_VOCAB - len(specials)))]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>",
+                                   additional_special_tokens=["<|im_start|>", "<|endoftext|>"])
