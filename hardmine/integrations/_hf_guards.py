@@ -108,7 +108,7 @@ def _warn_if_ranks_share_data(indices: torch.Tensor | None, loader: Any) -> None
     mine = np.zeros(0, dtype=np.int64) if indices is None else indices.detach().cpu().numpy().astype(np.int64)
     (flat,), sizes = hd.all_gather_concat_sizes([mine])
     parts = np.split(flat, np.cumsum(sizes)[:-1])
-    if mine.size and all(np.array_equal(parts[0], p) for p in parts[1:]):
+    if mine.size and len(parts) > 1 and all(np.array_equal(parts[0], p) for p in parts[1:]):
         shards = getattr(getattr(loader, "batch_sampler", None), "num_processes", None)
         message = (
             f"hardmine: all {world} ranks were fed the same first batch (dataset indices {mine[:8].tolist()}): "
