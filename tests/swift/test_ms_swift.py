@@ -22,12 +22,12 @@ swift = pytest.importorskip("swift", reason="ms-swift lives in its own environme
 from swift import get_model_processor, get_template  # noqa: E402
 from swift.dataset import LazyLLMDataset  # noqa: E402
 from swift.trainers import Seq2SeqTrainingArguments, TrainerFactory  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
 
 import hardmine.integrations._hf_trainer as hf_trainer  # noqa: E402
 from hardmine.integrations.hf import HardMiningTrainerMixin  # noqa: E402
-from tests.hf_tiny import tiny_qwen3, tiny_tokenizer  # noqa: E402
+from tests.hf_tiny import record_plans, tiny_qwen3, tiny_tokenizer  # noqa: E402
 
+pytestmark = pytest.mark.slow
 N, EPOCHS = 40, 3
 MINING = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 4},
           "resample": {"hard_weight": 4.0, "max_repeats": 4}}
@@ -45,17 +45,6 @@ class Reads(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __getitem__(self, i: int) -> Any:
         self.reads.append(int(i))
         return self.dataset[i]
-
-
-class PlanRecorder(TrainerCallback):
-    """At each epoch's start (after hardmine's callback set it): the plan's draws and the mined ids."""
-
-    def __init__(self, trainer: Any) -> None:
-        self.trainer, self.plans, self.hard = trainer, [], []  # type: ignore[var-annotated]
-
-    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.plans.append(self.trainer.miner.sampler.counts())
-        self.hard.append(self.trainer.miner.hard_ids.copy())
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +69,8 @@ def _rows() -> list[dict[str, Any]]:
 
 
 def _trainer(model_dir: Path, out: Path, *, padding_free: bool = False, mixins: tuple[type, ...] = (),
-             mining: dict[str, Any] | None = None, lr: float = 1e-2, epochs: int = EPOCHS) -> Any:
+             mining: dict[str, Any] | None = None, lr: float = 1e-2, epochs: int = EPOCHS,
+             report_to: str = "none") -> Any:
     import datasets
 
     model, processor = get_model_processor(str(model_dir), model_type="qwen3", torch_dtype=torch.float32,
@@ -91,12 +81,11 @@ def _trainer(model_dir: Path, out: Path, *, padding_free: bool = False, mixins: 
     swift_trainer = TrainerFactory.get_trainer_cls(types.SimpleNamespace(task_type="causal_lm"))
     cls = type("MinedSwiftTrainer", (HardMiningTrainerMixin, *mixins, swift_trainer), {})
     args = Seq2SeqTrainingArguments(
-        output_dir=str(out), report_to="none", use_cpu=True, disable_tqdm=True, per_device_train_batch_size=4,
+        output_dir=str(out), report_to=report_to, use_cpu=True, disable_tqdm=True, per_device_train_batch_size=4,
         gradient_accumulation_steps=1, dataloader_num_workers=0, num_train_epochs=epochs, save_strategy="no",
         logging_steps=5, learning_rate=lr, seed=0, remove_unused_columns=False, check_model=False)
     trainer = cls(model=model, args=args, template=template, train_dataset=data, mining=mining or MINING)
-    trainer.plan_recorder = PlanRecorder(trainer)
-    trainer.add_callback(trainer.plan_recorder)
+    trainer.plans = record_plans(trainer)
     return trainer
 
 
@@ -111,12 +100,11 @@ def test_mined_ids_are_read_more_often_next_epoch(model_dir: Path, tmp_path: Pat
     trainer = _trainer(model_dir, tmp_path, padding_free=padding_free)
     trainer.train()
     reads = _epoch_reads(trainer)
-    plans, hard = trainer.plan_recorder.plans, trainer.plan_recorder.hard
     assert reads[0].tolist() == [1] * N  # epoch 0: uniform, every sample once
     for epoch in (1, 2):
-        assert reads[epoch].tolist() == plans[epoch].tolist()  # the dataset was read exactly as planned
-        mined = np.zeros(N, dtype=bool)
-        mined[hard[epoch]] = True
+        draws, hard = trainer.plans[epoch]
+        assert reads[epoch].tolist() == draws.tolist()  # the dataset was read exactly as planned
+        mined = np.isin(np.arange(N), hard)
         assert mined.sum() == 4
         ratio = reads[epoch][mined].mean() / reads[epoch][~mined].mean()
         assert ratio > 2.0, (epoch, ratio)
@@ -150,12 +138,20 @@ class LossTermMixin:
 
 
 def test_composes_with_a_user_mixin_overriding_compute_loss(model_dir: Path, tmp_path: Path) -> None:
-    trainer = _trainer(model_dir, tmp_path, mixins=(LossTermMixin,))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = _trainer(model_dir, tmp_path, mixins=(LossTermMixin,), report_to="tensorboard")
     trainer.train()
     assert trainer.loss_term_calls == N * EPOCHS // 4
     reads = _epoch_reads(trainer)
-    assert reads[2].tolist() == trainer.plan_recorder.plans[2].tolist()
+    assert reads[2].tolist() == trainer.plans[2][0].tolist()
     assert trainer.miner.history[-1].num_observed == N
+    # the TensorBoard tags, read back from the event file of this run (docs/stacks/hf_trainer.md lists them)
+    (events,) = tmp_path.glob("**/events.out.tfevents.*")
+    tags = set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
+    assert {"train/hardmine/triggered", "train/hardmine/num_hard", "train/hardmine/draw_ratio",
+            "train/hardmine/mined_draw_share", "train/hardmine/score_cut"} <= tags
+    assert not {t for t in tags if t.startswith("hardmine/")}
 
 
 def test_a_loader_hardmine_does_not_drive_is_refused_at_the_first_step(
