@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.torchrun import launch
+
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).parent / "dist" / "hf_ddp_train.py"
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _launch(out: Path, *argv: str) -> list[dict[str, Any]]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
-        str(SCRIPT),
-        str(out),
-        *argv,
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return [json.loads((out / f"{argv[0]}_rank{r}.json").read_text()) for r in range(2)]
+    return launch(SCRIPT, out, *argv)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    import torch.distributed as dist
     from transformers import Trainer, TrainerCallback
 
     import hardmine.distributed as hd
@@ -92,14 +90,10 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
         result.update(hard_ids=miner.hard_ids.tolist(), ledger_ids=ids.tolist(), scores=scores.tolist(),
                       history=[e.to_dict() for e in miner.history])
     (out / f"{mode}_rank{hd.get_rank()}.json").write_text(json.dumps(result))
-    if dist.is_initialized():  # tear gloo down before exit (see hf_ddp_train.py)
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    try:
-        main(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
-    except Exception:
-        traceback.print_exc()
-        raise
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.torchrun import run_rank
+
+    run_rank(main)
