@@ -7,9 +7,11 @@ import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest.importorskip("swift", reason="ms-swift lives in its own environment: make test-swift")
 
 from swift import get_model_processor, get_template  # noqa: E402
 from swift.dataset import LazyLLMDataset  # noqa: E402
