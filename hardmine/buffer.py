@@ -118,7 +118,7 @@ class RecordBuffer:
         ids = torch.cat([b[0] for b in blocks])
         losses = torch.cat([b[1] for b in blocks])
         indices = None
-        if any(b[2] is not None for b in blocks):
+        if any(b[2] is not None and b[2].numel() for b in blocks):  # an empty block's indices are no record's
             indices = torch.cat([torch.full_like(b[0], _NO_INDEX) if b[2] is None else b[2] for b in blocks])
         host = torch.stack([ids, losses.double().view(torch.int64)] + ([] if indices is None else [indices])).cpu()
         self._add_host(host[0].numpy(), host[1].view(torch.float64).numpy().astype(np.float32),

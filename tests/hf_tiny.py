@@ -170,3 +170,30 @@ def record_stream(trainer: Any) -> list[tuple[int, float]]:
 
     miner.record = recording
     return stream
+
+
+def tiny_tokenizer() -> Any:
+    """A WordLevel tokenizer built in code over the tiny models' vocabulary: ``w0``..``w55`` and chat specials."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "user", "assistant", "system"]
+    words = [*specials, *(f"w{i}" for i in range(TEXT_VOCAB - len(specials)))]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>",
+                                   additional_special_tokens=["<|im_start|>", "<|endoftext|>"])
+
+
+def record_plans(trainer: Any) -> list[tuple[Any, Any]]:
+    """``(draws per index, mined ids)`` of each epoch's plan, read as the epoch starts (fills as it trains)."""
+    from transformers import TrainerCallback
+
+    plans: list[tuple[Any, Any]] = []
+
+    class Plans(TrainerCallback):  # added after hardmine's callback: the sampler knows its epoch by now
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            plans.append((trainer.miner.sampler.counts(), trainer.miner.hard_ids.copy()))
+
+    trainer.add_callback(Plans())
+    return plans

@@ -8,11 +8,14 @@ from typing import Any, Protocol
 from transformers import TrainerCallback
 
 from hardmine.event import MiningEvent
+from hardmine.integrations._hf_guards import PlanGuard
 from hardmine.miner import HardMiner
 
 
 class _Host(Protocol):
     """What the callback needs of its trainer."""
+
+    _hm_guard: PlanGuard
 
     def _hm_ensure_miner(self) -> HardMiner: ...
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None: ...
@@ -29,7 +32,8 @@ class HardSampleMiningCallback(TrainerCallback):
     It owns the epoch bookkeeping: the sampler is told its epoch before the DataLoader is iterated (a
     mid-epoch DDP resume in transformers 5.x never tells it); an epoch end waits for the epoch-end
     evaluation when one is due, so a plateau trigger can monitor ``eval_loss`` or ``eval_map`` of the
-    epoch that just ended; after a restore, epochs the checkpoint left open are ended first.
+    epoch that just ended; after a restore, epochs the checkpoint left open are ended first. It tells the
+    trainer's :class:`~hardmine.integrations._hf_guards.PlanGuard` which epoch's first batch to check.
     """
 
     def __init__(self, trainer: _Host) -> None:
@@ -38,6 +42,12 @@ class HardSampleMiningCallback(TrainerCallback):
         self.restored = False  # a checkpoint's miner state was loaded and may leave an epoch to end
         self._epoch = 0
         self._deferred: int | None = None
+        self._resumed = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, train_dataloader: Any = None,
+                       **kwargs: Any) -> None:
+        self.trainer._hm_guard.loader = train_dataloader
+        self._resumed = bool(state.global_step)  # the first epoch resumes mid-way: its first batches are skipped
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._epoch = int(state.epoch or 0)
@@ -48,6 +58,8 @@ class HardSampleMiningCallback(TrainerCallback):
             for missing in range(last + 1, self._epoch):
                 self.end_epoch(missing)
         miner.sampler.set_epoch(self._epoch)
+        self.trainer._hm_guard.begin_epoch(self._epoch, check=not self._resumed)
+        self._resumed = False
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if control.should_evaluate:

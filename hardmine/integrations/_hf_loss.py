@@ -1,14 +1,16 @@
 """Per-sample losses for the Trainer adapter: one component, :class:`PerSampleLoss`, over every path.
 
-Paths, in order of preference: the stock token CE captured as it is computed (causal LMs and VLMs), a
-recompute from the logits, a chunked recompute from the hidden states (fused losses return no logits),
-or the user's ``per_sample_loss_fn`` (other heads). The adapter installs :class:`TokenLossCapture` as the
-model's ``loss_function``. It reduces the
+Paths, in order of preference: the stock token CE captured as it is computed (causal LMs and VLMs), the
+per-token log-probabilities of TRL's fused LM head, a recompute from the logits, a chunked recompute from
+the hidden states (fused losses return no logits), or the user's ``per_sample_loss_fn`` (other heads).
+The adapter installs :class:`TokenLossCapture` as the model's ``loss_function``. It reduces the
 per-token CE exactly as ``transformers.loss.loss_utils.ForCausalLMLoss`` does (``sum / num_items_in_batch``
 when the Trainer passes it, the micro-batch token mean otherwise), so the loss and every gradient are
 the stock ones, and keeps a detached view of the same per-token tensor: no second copy of the logits.
-:func:`per_sample_means` then turns it into one loss per sample, splitting packed rows at their
-boundaries (:func:`segment_starts`).
+The model's outputs are taken by a forward hook (:class:`OutputCapture`), so the Trainer's
+``compute_loss`` is called exactly as the Trainer calls it (``return_outputs=False`` in training: TRL runs
+no extra forward). :func:`~hardmine.integrations._hf_segments.per_sample_means` then turns the per-token
+losses into one loss per sample, splitting packed rows at their boundaries.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ import torch
 import torch.nn.functional as F
 from transformers.loss.loss_utils import LOSS_MAPPING, ForCausalLMLoss
 
-IGNORE_INDEX = -100
-BOUNDARY_KEYS = ("position_ids", "attention_mask", "cu_seq_lens_q", "cu_seq_lens_k", "seq_idx")
+from hardmine.integrations._hf_segments import (
+    BOUNDARY_KEYS,
+    IGNORE_INDEX,
+    expand_kept,
+    per_sample_means,
+    row_width,
+    segment_starts,
+)
+
+__all__ = ["OutputCapture", "PerSampleLoss", "PerSampleLossFn", "TokenLossCapture", "per_sample_means",
+           "segment_starts", "shift_targets", "token_losses_from_hidden", "token_losses_from_logits"]
+
 PerSampleLossFn = Callable[[Any, Mapping[str, Any]], torch.Tensor]
 
 
@@ -121,77 +133,6 @@ def token_losses_from_hidden(
     return _chunked_ce(hidden, targets, lm_head, chunk_tokens)
 
 
-def segment_starts(inputs: Mapping[str, Any], shape: torch.Size) -> torch.Tensor | None:
-    """Bool ``[rows, positions]``: True where a packed sample begins, or None when rows are not packed.
-
-    Read from ``cu_seq_lens_q``/``cu_seq_lens_k`` (padding-free flash-attention batches), ``seq_idx``, or
-    2-D ``position_ids`` restarting at 0 (padding tokens, ``attention_mask == 0``, never start a sample).
-    """
-    seq_idx = inputs.get("seq_idx")
-    if torch.is_tensor(seq_idx) and tuple(seq_idx.shape) == tuple(shape):
-        starts = torch.ones(shape, dtype=torch.bool, device=seq_idx.device)
-        starts[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
-        return starts
-    cu = inputs.get("cu_seq_lens_q", inputs.get("cu_seq_lens_k"))
-    if torch.is_tensor(cu):
-        starts = torch.zeros(shape.numel(), dtype=torch.bool, device=cu.device)
-        offsets = cu.reshape(-1)[:-1].long()
-        starts[offsets[offsets < starts.numel()]] = True
-        return starts.view(shape)
-    pos = inputs.get("position_ids")
-    if not torch.is_tensor(pos) or pos.dim() != 2 or tuple(pos.shape) != tuple(shape):
-        return None
-    starts = pos == 0
-    mask = inputs.get("attention_mask")
-    if torch.is_tensor(mask) and tuple(mask.shape) == tuple(shape):
-        starts &= mask.bool()
-    return starts
-
-
-def per_sample_means(
-    per_token: torch.Tensor,
-    targets: torch.Tensor,
-    num_samples: int,
-    starts: torch.Tensor | None = None,
-    ignore_index: int = IGNORE_INDEX,
-) -> torch.Tensor:
-    """Mean CE over each sample's valid target tokens; NaN for a sample with none (the ledger skips it).
-
-    ``per_token``/``targets`` are ``[rows, positions]`` aligned so that position ``t`` predicts token
-    ``t + 1``. Without ``starts`` (or when ``num_samples`` equals the number of rows and the packing
-    does not split them) each row is one sample. With ``starts`` every row may hold several samples,
-    numbered in row-major order; a prediction whose target opens a new sample crosses a boundary and
-    belongs to no sample.
-    """
-    rows, width = per_token.shape
-    valid = targets != ignore_index
-    if starts is not None:
-        starts = starts.reshape(-1).to(device=per_token.device, dtype=torch.bool, copy=True)
-        starts[::width] = True  # a row never continues the previous row's sample
-    if starts is None or int(starts.sum()) != num_samples:
-        if num_samples != rows:
-            found = (
-                f"{rows} rows" if starts is None else f"{rows} rows and {int(starts.sum())} packed samples"
-            )
-            raise ValueError(
-                f"hardmine: the batch holds {found} but carries {num_samples} sample ids. A packed row "
-                "needs position_ids restarting at 0 (or cu_seq_lens_q) at each sample, and the ids in the "
-                "same row-major order."
-            )
-        zero = torch.zeros((), dtype=per_token.dtype, device=per_token.device)
-        return torch.where(valid, per_token, zero).sum(dim=1) / valid.sum(dim=1)
-    sample_of_token = starts.cumsum(0) - 1
-    # position t predicts token t + 1: credit it to that token's sample, unless it opens a new one
-    target_sample = torch.cat([sample_of_token[1:], sample_of_token[-1:]])
-    crosses = torch.cat([starts[1:], starts.new_zeros(1)])
-    keep = valid.reshape(-1) & ~crosses
-    sample = target_sample[keep]
-    sums = torch.zeros(num_samples, dtype=per_token.dtype, device=per_token.device)
-    sums.index_add_(0, sample, per_token.reshape(-1)[keep])
-    counts = torch.bincount(sample, minlength=num_samples)
-    return sums / counts
-
-
 def base_model(model: torch.nn.Module) -> torch.nn.Module:
     """The transformers model under PEFT (whose forward calls ``self.loss_function``)."""
     get_base = getattr(model, "get_base_model", None)
@@ -213,11 +154,52 @@ def output_field(outputs: Any, name: str) -> Any:
     return outputs.get(name) if isinstance(outputs, Mapping) else None
 
 
+class OutputCapture:
+    """A forward hook on the model that keeps its outputs of the training step's forward, when armed.
+
+    The last forward of the step wins: TRL's ``compute_loss_func`` and label-smoothing paths run a forward
+    for the loss and then a no-grad fused one, whose per-token log-probabilities are what is needed.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.armed = False
+        self.outputs: Any = None
+        model.register_forward_hook(self._hook)
+
+    def _hook(self, module: torch.nn.Module, args: Any, outputs: Any) -> None:
+        if self.armed:
+            self.outputs = outputs
+
+    def arm(self) -> None:
+        self.armed, self.outputs = True, None
+
+    def take(self) -> Any:
+        """The outputs of the last forward since :meth:`arm` (None when none ran); disarms."""
+        got, self.armed, self.outputs = self.outputs, False, None
+        return got
+
+
+def fused_token_losses(outputs: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(per_token, targets)`` from TRL's ``FusedCausalLMOutput`` (``log_probs``, ``label_mask``), else None.
+
+    Its fields are ``[rows, positions - 1]`` (next-token aligned) or ``[rows, positions]`` with
+    ``shift_labels``; either way position ``t`` predicts token ``t + 1``. Only where a label is trained
+    does the target matter, so the targets are 0 there and ``-100`` elsewhere.
+    """
+    log_probs, mask = output_field(outputs, "log_probs"), output_field(outputs, "label_mask")
+    if not torch.is_tensor(log_probs) or not torch.is_tensor(mask):
+        return None
+    per_token = -log_probs.detach().float()
+    targets = torch.where(mask, 0, IGNORE_INDEX).long()
+    return per_token, targets
+
+
 class PerSampleLoss:
     """One loss per sample of a training batch, whichever path the model allows.
 
     Args:
-        model: the (unwrapped) model; a token-CE model gets a :class:`TokenLossCapture` as its loss function.
+        model: the (unwrapped) model; a token-CE model gets a :class:`TokenLossCapture` as its loss function,
+            and every model an :class:`OutputCapture` forward hook.
         fn: ``fn(outputs, inputs) -> Tensor[num_samples]`` for heads whose loss is not token CE.
         want_hidden: ask the model for hidden states (fused losses that return no logits).
     """
@@ -226,14 +208,15 @@ class PerSampleLoss:
         self.fn = fn
         self.want_hidden = want_hidden and fn is None
         self.capture: TokenLossCapture | None = None
+        self.outputs = OutputCapture(model)
         base = base_model(model)
         if fn is None and is_token_ce_model(base):
             self.capture = TokenLossCapture()
             base.loss_function = self.capture  # type: ignore[assignment]
 
     def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Before the forward: arm the capture, ask for hidden states; returns the batch's sample boundaries
-        (``position_ids``, ``cu_seq_lens``...), read before the model may consume them."""
+        """Before the forward: arm the captures, ask for hidden states; returns the batch's sample boundaries
+        (``position_ids``, ``cu_seq_lens``, ``logits_to_keep``...), read before the model may consume them."""
         if self.fn is None and inputs.get("labels") is None:
             raise ValueError(
                 "hardmine: the training batch has no 'labels'. The per-sample loss is the token "
@@ -243,11 +226,17 @@ class PerSampleLoss:
             inputs["output_hidden_states"] = True
         if self.capture is not None:
             self.capture.arm()
+        self.outputs.arm()
         return {k: inputs.get(k) for k in (*BOUNDARY_KEYS, "labels", "shift_labels")}
 
     def compute(self, model: torch.nn.Module, outputs: Any, inputs: Mapping[str, Any], before: Mapping[str, Any],
                 num_samples: int) -> torch.Tensor:
-        """After the forward: ``Tensor[num_samples]``, detached (NaN for a sample with no valid token)."""
+        """After the forward: ``Tensor[num_samples]``, detached (NaN for a sample with no valid token).
+
+        ``outputs`` are the ones ``compute_loss`` returned, if it did; else the forward hook's.
+        """
+        hooked = self.outputs.take()
+        outputs = hooked if outputs is None else outputs
         if self.fn is not None:
             with torch.no_grad():
                 losses = torch.as_tensor(self.fn(outputs, {**inputs, "labels": before["labels"]})).reshape(-1)
@@ -256,6 +245,7 @@ class PerSampleLoss:
                                  f"{num_samples} sample ids; it must return one loss per sample (Tensor[batch]).")
             return losses.detach().float()
         per_token, targets = self._token_losses(model, outputs, before)
+        per_token, targets = _to_row_layout(per_token, targets, before)
         starts = segment_starts(before, per_token.shape)
         return per_sample_means(per_token, targets, num_samples, starts).detach().float()
 
@@ -264,6 +254,9 @@ class PerSampleLoss:
         captured = self.capture.take() if self.capture is not None else None
         if captured is not None:
             return captured
+        fused = fused_token_losses(outputs)
+        if fused is not None:
+            return fused
         targets = shift_targets(before, before["labels"])
         logits = output_field(outputs, "logits")
         if logits is not None:
@@ -278,3 +271,21 @@ class PerSampleLoss:
             "loss_type='chunked_nll') and no hidden states to recompute per-sample losses from. Set "
             "use_liger_kernel=True in TrainingArguments (hardmine then asks for hidden states), turn the fused "
             "loss off, or pass per_sample_loss_fn=fn(outputs, inputs) -> Tensor[batch].")
+
+
+def _to_row_layout(per_token: torch.Tensor, targets: torch.Tensor,
+                   before: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token losses laid out over the batch's rows, so the packing keys line up with them.
+
+    ms-swift's ``logits_to_keep`` computes only some positions (put back with
+    :func:`~hardmine.integrations._hf_segments.expand_kept`); TRL's fused head drops the last position.
+    """
+    width = row_width(before)
+    if width is None or per_token.shape[-1] == width:
+        return per_token, targets
+    keep = before.get("logits_to_keep")
+    if keep is not None and not isinstance(keep, bool):
+        return expand_kept(per_token, targets, keep, width)
+    if per_token.shape[-1] == width - 1:
+        return F.pad(per_token, (0, 1)), F.pad(targets, (0, 1), value=IGNORE_INDEX)
+    return per_token, targets

@@ -23,7 +23,9 @@ from hardmine._checkpoints import MARKER, STATE_FILE, TRAINER_STATE, newest_with
 from hardmine._serialization import load_state, remove_orphans, save_state
 from hardmine.config import HardMiningConfig
 from hardmine.integrations._hf_callback import HardSampleMiningCallback
+from hardmine.integrations._hf_guards import PlanGuard, refuse_dataset_packing
 from hardmine.integrations._hf_ids import BATCH_KEYS, IndexedDataset, SampleIdCollator, pop_sample_ids
+from hardmine.integrations._hf_loader import take_over
 from hardmine.integrations._hf_loss import PerSampleLoss, PerSampleLossFn
 from hardmine.miner import HardMiner
 from hardmine.run_record import MINER_KIND
@@ -71,6 +73,8 @@ class HardMiningTrainerMixin:
     def __init__(self, *args: Any, mining: HardMiningConfig | Mapping[str, Any] | str | PathLike[str] | None = None,
                  per_sample_loss_fn: PerSampleLossFn | None = None, **kwargs: Any) -> None:
         self.mining_config = HardMiningConfig.coerce(mining, name="mining")  # before super(): fail fast
+        if self.mining_config.enabled:  # before TRL packs the dataset
+            refuse_dataset_packing(kwargs.get("args", args[1] if len(args) > 1 else None))
         super().__init__(*args, **kwargs)
         self.per_sample_loss_fn = per_sample_loss_fn
         self.miner = None
@@ -80,6 +84,8 @@ class HardMiningTrainerMixin:
             self._hm_ensure_miner()
         if not self._hm_on:
             return
+        refuse_dataset_packing(None, getattr(self, "template", None))  # an ms-swift trainer's template
+        self._hm_guard = PlanGuard(self._hm_ensure_miner().sampler)
         want_hidden = bool(self.args.use_liger_kernel) or getattr(self.args, "loss_type", None) == "chunked_nll"
         self._hm_loss = PerSampleLoss(self.model, per_sample_loss_fn, want_hidden)
         self._hm_callback = HardSampleMiningCallback(self)
@@ -106,10 +112,14 @@ class HardMiningTrainerMixin:
             extra = [k for k in BATCH_KEYS if k not in self._signature_columns]
             self._signature_columns = [*self._signature_columns, *extra]  # a new list: see below
 
-    def get_train_dataloader(self) -> Any:
-        """The stock train DataLoader over an index-tagged view, with ``sample_id`` kept and collated."""
+    def get_train_dataloader(self, *args: Any, **kwargs: Any) -> Any:
+        """The stock train DataLoader over an index-tagged view, with ``sample_id`` kept and collated.
+
+        A loader that does not ask ``_get_train_sampler`` (ms-swift's, whose ``skip_batches`` passes through) is
+        rebuilt over the miner's sampler (:func:`~hardmine.integrations._hf_loader.take_over`).
+        """
         if not self._hm_on:
-            return super().get_train_dataloader()  # type: ignore[misc]
+            return super().get_train_dataloader(*args, **kwargs)  # type: ignore[misc]
         self._hm_ensure_miner()
         dataset, collator = self.train_dataset, self.data_collator
         self._hm_signature_extra = True
@@ -119,7 +129,8 @@ class HardMiningTrainerMixin:
                 view = self._remove_unused_columns(view, description="training")  # keeps sample_id
             self.train_dataset = IndexedDataset(view)
             self.data_collator = SampleIdCollator(collator)
-            return super().get_train_dataloader()  # type: ignore[misc]
+            loader = super().get_train_dataloader(*args, **kwargs)  # type: ignore[misc]
+            return take_over(loader, self._hm_ensure_miner().sampler)
         finally:
             self.train_dataset, self.data_collator = dataset, collator
             self._hm_signature_extra = False
@@ -149,13 +160,16 @@ class HardMiningTrainerMixin:
                 "the train DataLoader with HardMiningTrainer.get_train_dataloader(), or make the collator "
                 "return 'sample_id' (a LongTensor per row, or per-row lists for packed rows).")
         miner = self._hm_ensure_miner()
+        self._hm_guard.check(ids.indices)
         before = self._hm_loss.prepare(inputs)
         if ids.own and miner.id_space.kind == "index":
             miner.use_custom_ids()  # the items carry their own ids: the first batch says so
-        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)  # type: ignore[misc]
+        # called as the Trainer calls it: the outputs come from a forward hook (TRL runs no extra forward)
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
+        outputs = result[1] if return_outputs else None
         unwrapped = self.accelerator.unwrap_model(model)
         miner.record(ids.ids, self._hm_loss.compute(unwrapped, outputs, inputs, before, ids.ids.numel()), ids.indices)
-        return (loss, outputs) if return_outputs else loss
+        return result
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, model: Any, trial: Any) -> None:

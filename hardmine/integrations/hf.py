@@ -18,6 +18,10 @@
 - Each checkpoint folder gets ``hardmine_state.npz``; ``train(resume_from_checkpoint=...)`` restores it.
 - DDP and DeepSpeed: accelerate shards the miner's global-stream sampler; ``end_epoch`` gathers over
   ``torch.distributed`` on every rank (NCCL or gloo), the same code path for both.
+- ms-swift builds its own train DataLoader: the mixin rebuilds it over the miner's sampler. Whatever built
+  the loader, the first batch of each epoch must follow the plan, or the run stops there; ranks fed the same
+  data are warned about. TRL's and ms-swift's dataset packing are refused when the trainer is built.
+  Recipes per stack: ``docs/stacks/``.
 
 Importing this module does not import transformers; the names below load it on first use.
 """

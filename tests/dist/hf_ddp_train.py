@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +67,10 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
         "steps": trainer.state.global_step,
     }
     (out / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
-    # tear the gloo group down before the interpreter exits: left to process exit, its threads can
-    # race the shutdown ("terminate called without an active exception", SIGABRT on one rank)
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    try:
-        main(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
-    except Exception:
-        traceback.print_exc()
-        raise
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.torchrun import run_rank
+
+    run_rank(main)
