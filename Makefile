@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_fusion.py
 	$(PY) benchmarks/bench_hf_overhead.py
 	$(PY) benchmarks/bench_gather.py
+	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_trl_overhead.py
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import secrets
+import time
 import zipfile
 from os import PathLike
 from pathlib import Path
@@ -25,11 +26,16 @@ _ARRAY = "__array__"
 _RANGE = "__range__"
 
 
-def _is_range(a: np.ndarray) -> bool:
-    """Whether ``a`` is ``arange(a.size)`` (checked cheaply first, then exactly)."""
+def _is_range(a: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Whether ``a`` is ``arange(a.size)``: its ends first, then a chunk at a time (no full-size temporary)."""
     if a.ndim != 1 or a.size < 2 or a.dtype.kind not in "iu" or a[0] != 0 or a[-1] != a.size - 1:
         return False
-    return bool(np.all(np.diff(a) == 1))
+    step = np.arange(min(chunk, a.size), dtype=a.dtype)
+    for start in range(0, a.size, chunk):
+        part = a[start : start + chunk]
+        if not np.array_equal(part, step[: part.size] + start):
+            return False
+    return True
 
 
 def _compact(a: np.ndarray) -> np.ndarray:
@@ -110,12 +116,34 @@ def save_state(state: dict[str, Any], path: str | PathLike[str], kind: str) -> N
         raise
 
 
-def remove_orphans(path: Path) -> list[Path]:
-    """Delete temporary files of an interrupted save of ``path`` (``<name>.<pid>.<hex>.tmp``); returns them."""
-    orphans = sorted(path.parent.glob(f"{glob.escape(path.name)}.*{_TMP}"))
-    for orphan in orphans:
-        orphan.unlink(missing_ok=True)
-    return orphans
+def remove_orphans(path: Path, min_age: float = 60.0) -> list[Path]:
+    """Delete temporary files an interrupted save of ``path`` left (``<name>.<pid>.<hex>.tmp``); returns them.
+
+    A file is an orphan when its writer is gone: its process is not alive here and it has not been touched
+    for ``min_age`` seconds (a writer on another machine sharing the folder may have the same pid)."""
+    removed = []
+    for tmp in sorted(path.parent.glob(f"{glob.escape(path.name)}.*{_TMP}")):
+        pid = tmp.name[len(path.name) + 1 :].split(".")[0]
+        try:
+            if pid.isdigit() and _alive(int(pid)) or time.time() - tmp.stat().st_mtime < min_age:
+                continue
+            tmp.unlink()
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _sync_folder(folder: Path) -> None:

@@ -220,13 +220,13 @@ class HardMiningSampler(PlanSampler):
 
     def _build_plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         g = epoch_generator(self.seed, self.epoch)
-        small = index_dtype(self.num_samples)
+        small = index_dtype(self.num_samples)  # kept as int32: half the memory (NumPy shuffles int64 faster)
         if self._weights is None:
             return torch.randperm(self.num_samples, generator=g).numpy().astype(small), None
         counts = plan_counts(self._weights, self.num_samples, self.max_repeats, g)
-        plan = np.repeat(np.arange(self.num_samples, dtype=small), counts)
+        plan = np.repeat(np.arange(self.num_samples, dtype=np.int64), counts)
         shuffle_in_place(plan, g)
-        return plan, compact_counts(counts)
+        return plan.astype(small, copy=False), compact_counts(counts)
 
     def __iter__(self) -> Iterator[int]:
         plan, _ = self._plan()

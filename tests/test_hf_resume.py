@@ -118,7 +118,9 @@ def test_an_interrupted_save_is_an_error_naming_the_newest_finished_checkpoint(
     partial = tmp_path / "checkpoint-15"
     partial.mkdir()
     shutil.copy(out / "checkpoint-15" / STATE_FILE, partial / STATE_FILE)  # killed right after our write
-    (partial / f"{STATE_FILE}.123.abcd.tmp").write_bytes(b"half")  # and an orphan of an earlier kill
+    orphan = partial / f"{STATE_FILE}.{2**22 + 123}.abcd.tmp"  # and an orphan of an earlier kill: its pid is gone
+    orphan.write_bytes(b"half")
+    os.utime(orphan, (1.0, 1.0))
     with pytest.raises(ValueError, match=r"checkpoint-15 has no trainer_state.json: its save was interrupted.*"
                        r"resume from .*checkpoint-12"):
         _trainer(tmp_path).train(resume_from_checkpoint=True)

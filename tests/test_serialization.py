@@ -37,10 +37,19 @@ def test_a_failed_save_leaves_nothing_and_the_next_save_removes_orphans(tmp_path
     target = tmp_path / "miner.npz"
     with pytest.raises(TypeError, match="cannot save object"):
         save_state({"bad": object()}, target, kind="T")
-    (tmp_path / "miner.npz.4242.deadbeef.tmp").write_bytes(b"left by a kill -9")
+    dead = 2**22 + 4242  # above pid_max: no process has it
+    orphan = tmp_path / f"miner.npz.{dead}.deadbeef.tmp"
+    orphan.write_bytes(b"left by a kill -9")
+    os.utime(orphan, (1.0, 1.0))  # long ago
+    fresh = tmp_path / f"miner.npz.{dead}.cafe.tmp"
+    fresh.write_bytes(b"a writer on another machine, right now")
+    live = tmp_path / f"miner.npz.{os.getppid()}.beef.tmp"
+    live.write_bytes(b"a live writer here")
+    os.utime(live, (1.0, 1.0))
     (tmp_path / "other.npz.1.ab.tmp").write_bytes(b"not ours")
     hm.HardMiner(None, num_samples=4).save(target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["miner.npz", "other.npz.1.ab.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["miner.npz", fresh.name, live.name,
+                                                                 "other.npz.1.ab.tmp"])
 
 
 def test_arrays_come_back_in_their_own_dtype_however_small_they_were_stored(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ class Learnability(Guard):
     on, so call it every epoch (also before mining starts) to have the trend ready when it does.
     Calling it again in the same epoch gives the same answer (the reference moves once per epoch).
 
-    Memory: 20 bytes per tracked id (id, reference, this epoch's score, tracked epochs).
+    Memory: 9 bytes per tracked id (reference, this epoch's score, tracked epochs saturating at 255), and
+    8 more for its id unless the ids are a dense range ``0..n-1``.
     """
 
     name: ClassVar[str] = "not_learning"
@@ -35,10 +36,11 @@ class Learnability(Guard):
         self.min_drop = check_fraction("min_drop", min_drop, low_open=False)
         self.quantile = check_fraction("quantile", quantile, low_open=False)
         self.smoothing = check_fraction("smoothing", smoothing, low_open=False)
-        self._ids = np.empty(0, dtype=np.int64)
+        self._ids = np.empty(0, dtype=np.int64)  # the tracked ids, ascending, unless _dense says 0.._dense-1
+        self._dense: int | None = None
         self._ref = np.empty(0, dtype=np.float32)  # EMA of the scores of completed epochs
         self._pending = np.empty(0, dtype=np.float32)  # score seen in the current epoch (NaN: none)
-        self._tracked = np.empty(0, dtype=np.int32)  # completed epochs folded into the reference
+        self._tracked = np.empty(0, dtype=np.uint8)  # completed epochs folded into the reference (max 255)
         self._epoch: int | None = None
 
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
@@ -57,23 +59,39 @@ class Learnability(Guard):
         return out
 
     def _fold_pending(self) -> None:
+        """The epoch's scores into the reference, in place: ``s * ref + (1 - s) * score`` for ids tracked
+        before, the score itself for new ones."""
         seen = np.isfinite(self._pending)
-        old = self._tracked > 0
-        self._ref = np.where(seen & old, self.smoothing * self._ref + (1.0 - self.smoothing) * self._pending,
-                             np.where(seen, self._pending, self._ref)).astype(np.float32)
-        self._tracked = self._tracked + seen.astype(np.int32)
-        self._pending = np.full(self._ids.size, np.nan, dtype=np.float32)
+        both = seen & (self._tracked > 0)
+        update = self._pending * np.float32(1.0 - self.smoothing)
+        update += self._ref * np.float32(self.smoothing)
+        np.copyto(self._ref, update, where=both)
+        np.copyto(self._ref, self._pending, where=seen & ~both)
+        del update
+        np.add(self._tracked, seen & (self._tracked < 255), out=self._tracked, casting="unsafe")
+        self._pending.fill(np.nan)
+
+    @staticmethod
+    def _is_range(ids: np.ndarray) -> bool:
+        """Whether ascending unique ``ids`` are exactly ``0..ids.size-1`` (two reads)."""
+        return bool(ids.size and ids[0] == 0 and ids[-1] == ids.size - 1)
+
+    def _tracked_ids(self) -> np.ndarray:
+        return np.arange(self._dense, dtype=np.int64) if self._dense is not None else self._ids
 
     def _rows_for(self, ids: np.ndarray) -> np.ndarray | slice:
         """Rows of ``ids`` in the state arrays, adding untracked ids (vectorised merge)."""
-        if ids.size == self._ids.size and np.array_equal(ids, self._ids):  # the same ids as last epoch
-            return slice(None)
-        if self._ids.size == 0:  # the first call: track these ids (ascending and unique, like every stats)
-            self._ids = ids.copy()
+        if self._dense is not None and ids.size == self._dense and self._is_range(ids):
+            return slice(None)  # the same dense range as before: no comparison, no id array
+        if self._dense is None and ids.size == self._ids.size and np.array_equal(ids, self._ids):
+            return slice(None)  # the same ids as last epoch
+        if self._dense is None and self._ids.size == 0:  # the first call: track these ids
+            self._dense, self._ids = (ids.size, self._ids) if self._is_range(ids) else (None, ids.copy())
             self._ref = np.zeros(ids.size, np.float32)
             self._pending = np.full(ids.size, np.nan, np.float32)
-            self._tracked = np.zeros(ids.size, np.int32)
+            self._tracked = np.zeros(ids.size, np.uint8)
             return slice(None)
+        self._ids, self._dense = self._tracked_ids(), None
         pos = np.searchsorted(self._ids, ids)
         hit = pos < self._ids.size
         hit[hit] = self._ids[pos[hit]] == ids[hit]
@@ -83,14 +101,14 @@ class Learnability(Guard):
             old = np.searchsorted(merged, self._ids)
             ref = np.zeros(merged.size, np.float32)
             pending = np.full(merged.size, np.nan, np.float32)
-            tracked = np.zeros(merged.size, np.int32)
+            tracked = np.zeros(merged.size, np.uint8)
             ref[old], pending[old], tracked[old] = self._ref, self._pending, self._tracked
             self._ids, self._ref, self._pending, self._tracked = merged, ref, pending, tracked
             pos = np.searchsorted(self._ids, ids)
         return pos
 
     def _state(self) -> dict[str, Any]:
-        return {"ids": self._ids.copy(), "ref": self._ref.copy(), "pending": self._pending.copy(),
+        return {"ids": self._tracked_ids().copy(), "ref": self._ref.copy(), "pending": self._pending.copy(),
                 "tracked": self._tracked.copy(), "epoch": -1 if self._epoch is None else self._epoch}
 
     def _load(self, state: Mapping[str, Any]) -> None:
@@ -101,10 +119,10 @@ class Learnability(Guard):
                              + ", ".join(f"{k}={np.shape(state[k])}" for k in ("ids", *arrays)))
         if ids.size > 1 and not bool(np.all(ids[1:] > ids[:-1])):
             raise ValueError("Learnability state ids must be strictly ascending")
-        self._ids = ids
+        self._dense, self._ids = (ids.size, np.empty(0, np.int64)) if self._is_range(ids) else (None, ids)
         self._ref = arrays["ref"].astype(np.float32)
         self._pending = arrays["pending"].astype(np.float32)
-        self._tracked = arrays["tracked"].astype(np.int32)
+        self._tracked = np.minimum(arrays["tracked"], 255).astype(np.uint8)
         epoch = int(state["epoch"])
         self._epoch = None if epoch < 0 else epoch
 

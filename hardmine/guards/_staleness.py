@@ -24,6 +24,6 @@ class Staleness(Guard):
         self.max_age = check_int("max_age", max_age, 0)
 
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
-        return (int(epoch) - stats.last_seen.astype(np.int64)) > self.max_age
+        return stats.last_seen < int(epoch) - self.max_age  # epoch - last_seen > max_age, without an int64 copy
 
 
