@@ -17,6 +17,7 @@ equal to the fractional part: the plan is unbiased. All of it is vectorised and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,19 +49,29 @@ def draw_subset(n: int, k: int, g: torch.Generator) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     if 2 * k >= n:
         return torch.randperm(n, generator=g)[:k].numpy()
+    return distinct_draws(n, n, k, g)
+
+
+def distinct_draws(n: int, pool: int, k: int, g: torch.Generator,
+                   keep: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """``k`` distinct, uniformly random members of a pool of ``pool`` indices of ``range(n)``, ascending.
+
+    Indices are drawn with replacement, ``keep(drawn)`` says which are in the pool (None: all are), until at
+    least ``k`` distinct ones are in a mask; a uniform few are then dropped."""
     mask = np.zeros(n, dtype=bool)
     have = 0
-    goal = min(k + k // 64 + 16, (k + n) // 2)  # aim a little above k: usually one round
+    goal = min(k + k // 64 + 16, (k + pool) // 2)  # aim a little above k: usually one round
     while have < k:
-        # expected new distinct indices among m draws: (n - have) * (1 - (1 - 1/n)**m) = goal - have
-        m = math.ceil(math.log1p(-(goal - have) / (n - have)) / math.log1p(-1.0 / n))
-        mask[torch.randint(n, (m,), generator=g).numpy()] = True
+        # expected new distinct members among m draws: (pool - have) * (1 - (1 - 1/pool)**m) = goal - have
+        m = math.ceil(math.log1p(-(goal - have) / (pool - have)) / math.log1p(-1.0 / pool))
+        drawn = torch.randint(n, (m if pool == n else math.ceil(m * n / pool),), generator=g).numpy()
+        mask[drawn if keep is None else drawn[keep(drawn)]] = True
         have = int(np.count_nonzero(mask))
     chosen = np.flatnonzero(mask)
     if have > k:
-        keep = np.ones(have, dtype=bool)
-        keep[draw_subset(have, have - k, g)] = False
-        chosen = chosen[keep]
+        dropped = np.ones(have, dtype=bool)
+        dropped[draw_subset(have, have - k, g)] = False
+        chosen = chosen[dropped]
     return chosen
 
 
@@ -293,21 +304,7 @@ def _pick_in_level(codes: np.ndarray, level: int, size: int, k: int, g: torch.Ge
     if 2 * size < codes.size:
         members: np.ndarray = np.flatnonzero(codes == level)
         return np.asarray(members[draw_subset(size, k, g)])
-    n = codes.size
-    mask = np.zeros(n, dtype=bool)
-    have = 0
-    goal = min(k + k // 64 + 16, (k + size) // 2)
-    while have < k:
-        need = math.ceil(math.log1p(-(goal - have) / (size - have)) / math.log1p(-1.0 / size))
-        drawn = torch.randint(n, (math.ceil(need * n / size),), generator=g).numpy()
-        mask[drawn[codes[drawn] == level]] = True
-        have = int(np.count_nonzero(mask))
-    chosen = np.flatnonzero(mask)
-    if have > k:
-        keep = np.ones(have, dtype=bool)
-        keep[draw_subset(have, have - k, g)] = False
-        chosen = chosen[keep]
-    return chosen
+    return distinct_draws(codes.size, size, k, g, keep=lambda drawn: codes[drawn] == level)
 
 
 def _group(codes: np.ndarray, num_levels: int) -> tuple[np.ndarray, np.ndarray]:
