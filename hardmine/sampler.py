@@ -13,6 +13,7 @@ style loop without accelerate.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -44,9 +45,8 @@ def _check_seed_and_cap(seed: int, max_repeats: int | None) -> None:
 
 def _chunked(plan: np.ndarray, chunk: int = 16_384) -> Iterator[int]:
     """The plan's indices as Python ints, a chunk at a time: never a whole-epoch Python list (36 bytes an
-    index), the same order."""
-    for start in range(0, plan.size, chunk):
-        yield from plan[start : start + chunk].tolist()
+    index), the same order, and as fast to iterate as one (the chaining is C code)."""
+    return itertools.chain.from_iterable(plan[start : start + chunk].tolist() for start in range(0, plan.size, chunk))
 
 
 class PlanSampler(Sampler[int]):
