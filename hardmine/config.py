@@ -128,7 +128,7 @@ class RepeatFactorPriorConfig(_Strict):
     """Repeat-factor sampling (LVIS): ``max(1, sqrt(threshold / f_c))`` for the rarest category of a sample."""
 
     kind: Literal["repeat_factor"] = "repeat_factor"
-    threshold: float = Field(0.1, gt=0, le=1)
+    threshold: float = Field(gt=0, le=1)  # no default: it depends on the number of categories (LVIS: 0.001)
 
     def build(self) -> Prior:
         return RepeatFactor(self.threshold)
@@ -170,7 +170,7 @@ PriorField = Annotated[
 class ResampleConfig(_Strict):
     """How much more often mined samples are drawn, with the epoch length unchanged; the frequency prior."""
 
-    hard_weight: float = Field(2.0, ge=1, allow_inf_nan=False)
+    hard_weight: float = Field(3.0, ge=1, allow_inf_nan=False)
     max_repeats: Optional[int] = Field(4, ge=1)
     # auto: the measured best prior when the miner is given categories, none otherwise; null: no prior
     prior: Optional[PriorField] = "auto"
@@ -194,7 +194,7 @@ class LearnabilityGuardConfig(_Strict):
     """Exclude high-loss ids whose loss is not falling against their own past (likely mislabeled), once they
     have been tracked ``patience`` epochs (the warm-up that lets a rare sample's loss start to fall)."""
 
-    patience: int = Field(2, ge=1)
+    patience: int = Field(5, ge=1)
     min_drop: float = Field(0.15, ge=0, lt=1)
     quantile: float = Field(0.5, ge=0, lt=1)
     smoothing: float = Field(0.6, ge=0, lt=1)

@@ -28,7 +28,7 @@ class MiningEvent:
     >>> miner.record([0, 1, 2, 3, 4, 5], [0.1, 0.2, 0.3, 0.4, 2.0, 3.0])
     >>> event = miner.end_epoch(0)
     >>> event.fired, event.num_hard, event.score_cut, event.draws_hist, event.mined_draws, event.total_draws
-    (True, 2, 2.0, [1, 4, 1], 3, 6)
+    (True, 2, 2.0, [2, 2, 2], 4, 6)
     """
 
     epoch: int
