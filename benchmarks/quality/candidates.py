@@ -82,18 +82,6 @@ class Slope(_Dense):
         return (self.m[ids] >= self.warmup) & (s >= cut) & (rel > -self.min_fall)
 
 
-class Warmup(Guard):
-    """Wrap a guard: exclude nothing before ``epoch`` (the inner guard still sees every epoch)."""
-
-    def __init__(self, inner: Guard, start: int) -> None:
-        self.inner, self.start = inner, start
-        self.name = inner.name  # type: ignore[misc]
-
-    def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
-        mask = self.inner.exclude(stats, epoch)
-        return mask if epoch >= self.start else np.zeros_like(mask)
-
-
 class CategoryTopK(Selector):
     """Top-k by the score relative to the id's own category: score / median score of its category."""
 

@@ -49,8 +49,12 @@ METRICS = ("balanced", "common", "rare")
 EXTRA = ("hard_noisy", "hard_rare", "prior_boost_share", "flag_noisy", "flag_clean_rare", "flag_clean_common")
 
 
+TASK_ORDER = ("subpop", "small_object", "digits_lt", "tokens_lt")
+
+
 def best_cells(rows: Sequence[Row]) -> dict[tuple[str, float, str], Cell]:
-    """``(task, noise, variant) -> Cell`` at the learning rate with the best mean balanced accuracy."""
+    """``(task, noise, variant) -> Cell`` at the learning rate with the best mean balanced accuracy, in task
+    order (:data:`TASK_ORDER`, then any other)."""
     groups: dict[tuple[str, float, str, float], list[Row]] = {}
     for r in rows:
         groups.setdefault((r["task"], r["noise"], r["variant"], r["lr"]), []).append(r)
@@ -64,7 +68,8 @@ def best_cells(rows: Sequence[Row]) -> dict[tuple[str, float, str], Cell]:
         key = (task, noise, variant)
         if key not in best or cell.mean("balanced") > best[key].mean("balanced"):
             best[key] = cell
-    return best
+    rank = {t: i for i, t in enumerate(TASK_ORDER)}
+    return dict(sorted(best.items(), key=lambda kv: (rank.get(kv[0][0], len(rank)), kv[0][0])))
 
 
 def paired(a: Cell, b: Cell, metric: str = "balanced") -> Paired:
