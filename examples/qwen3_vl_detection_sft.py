@@ -6,9 +6,11 @@ and synthetic detection images: common large objects ("car", "tree") and rare sm
 target is grounding-style text: ``car <3> <5> <12> <14> ; bird <20> <2> <22> <4>``. Augmentation (random
 horizontal flips) stays on; flipped variants share their ``sample_id``.
 
-The ``custom.hard_sample_mining`` block of examples/configs/qwen3_vl_detection.yaml switches mining on.
-The log shows when mining triggered, how many samples were mined, which kind of image they are, and
-how much more often mined samples were drawn in the next epoch.
+The ``custom.hard_sample_mining`` block of examples/configs/qwen3_vl_detection.yaml switches mining on, and
+the trainer gets every image's box categories (``categories=``): the frequency prior draws images with a
+rare "bird" more often from the first epoch on, and mining multiplies that with hardness. The log shows
+when mining triggered, how many samples were mined, which kind of image they are, how much more often
+mined samples were drawn in the next epoch, and how much of the boost came from the prior.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ class SyntheticDetection(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def is_rare(self, index: int) -> bool:
         return any(name == "bird" for name, _ in self.objects[index])
 
+    def categories(self) -> list[list[int]]:
+        """The classes of each image's boxes (what a detection annotation file holds): the prior's input."""
+        return [[CLASSES.index(name) for name, _ in objs] for objs in self.objects]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         image = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
         objs = self.objects[i]
@@ -253,6 +259,7 @@ def main() -> None:
         train_dataset=data,
         data_collator=DetectionCollator(tokenizer),
         mining=opts.config,
+        categories=data.categories(),  # images with a rare class are drawn more often (resample.prior)
     )
     report = DrawReport(trainer, data)
     trainer.add_callback(report)
@@ -261,6 +268,23 @@ def main() -> None:
     miner = trainer.miner
     assert miner is not None
     fired = [e.epoch for e in miner.history if e.fired]
+    final = miner.history[-1]
+    prior = miner.planner.prior
+    assert prior is not None
+    bird = np.array([data.is_rare(i) for i in range(len(data))])
+    draws = miner.sampler.counts()
+    log.info(
+        "demo: the category prior weighs the %d images with a bird %.1fx, the others %.2fx on average; next epoch "
+        "the bird images take %.0f%% of the draws (%.0f%% of the images), and %.0f%% of the boost comes from the "
+        "prior, %.0f%% from hardness",
+        int(bird.sum()),
+        prior[bird].mean(),
+        prior[~bird].mean(),
+        100 * draws[bird].sum() / draws.sum(),
+        100 * bird.mean(),
+        100 * (final.prior_boost_share or 0.0),
+        100 * (1 - (final.prior_boost_share or 0.0)),
+    )
     last = get_last_checkpoint(out)
     log.info(
         "demo: mining triggered at epoch %s; final hard set: %d of %d samples; the miner's state is in "

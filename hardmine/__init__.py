@@ -7,7 +7,8 @@ The pipeline, one module a stage (``miner`` wires them): ``buffer`` (per-rank re
 ``ledger`` (per-id scores), ``triggers`` (when), ``ids`` (which ids may be mined, where they sit in the
 plan), ``guards`` (noise guards), ``selection`` (which), ``planner`` (next epoch's weights),
 ``sampler`` (the fixed-length plan), ``event`` / ``history`` (what each epoch decided), ``run_record``
-(what ``save`` writes and ``hardmine report`` reads). Around it: ``config`` (the YAML block),
+(what ``save`` writes and ``hardmine report`` reads); ``categories`` / ``prior`` (the frequency prior the
+planner multiplies with hardness). Around it: ``config`` (the YAML block),
 ``distributed`` (collectives), ``fusion`` (targets mined, auxiliary sources at fixed quotas),
 ``integrations.hf`` (the Hugging Face Trainer adapter, imported on demand), ``cli`` (``hardmine``).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from hardmine._state import Stateful
 from hardmine.buffer import RecordBuffer
+from hardmine.categories import Categories
 from hardmine.config import HardMiningConfig
 from hardmine.event import MiningEvent
 from hardmine.fusion import FusionDataset
@@ -23,6 +25,7 @@ from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Stalenes
 from hardmine.ledger import LedgerStats, LossLedger
 from hardmine.miner import HardMiner
 from hardmine.planner import Planner
+from hardmine.prior import ClassBalanced, Prior, RepeatFactor
 from hardmine.run_record import RunRecord
 from hardmine.sampler import HardMiningSampler, PlanSampler
 from hardmine.selection import Percentile, Selection, Selector, Threshold, TopK
@@ -31,6 +34,8 @@ from hardmine.triggers import EpochTrigger, PlateauTrigger, Trigger
 __version__ = "0.1.0"
 
 __all__ = [
+    "Categories",
+    "ClassBalanced",
     "EpochTrigger",
     "FusionDataset",
     "Guard",
@@ -47,7 +52,9 @@ __all__ = [
     "PlanSampler",
     "Planner",
     "PlateauTrigger",
+    "Prior",
     "RecordBuffer",
+    "RepeatFactor",
     "RunRecord",
     "Selection",
     "Selector",

@@ -72,6 +72,8 @@ class EpochRow:
     draw_ratio: float | None
     mined_draw_share: float | None  # share of the next epoch's draws that go to mined samples
     note: str | None
+    prior_draw_share: float | None = None  # share of the next epoch's draws that go to prior-boosted samples
+    prior_boost_share: float | None = None  # share of the boost that came from the prior (the rest: hardness)
 
 
 def _status(e: MiningEvent) -> str:
@@ -93,7 +95,8 @@ def epoch_rows(history: list[MiningEvent]) -> list[EpochRow]:
                              num_seen=e.num_seen, num_eligible=e.num_eligible, excluded=dict(e.excluded),
                              per_source=dict(e.per_source), overlap_prev=e.overlap_prev, churn=churn,
                              draw_ratio=e.draw_ratio, mined_draw_share=e.mined_draw_share,
-                             note=None if e.reason in (None, "disabled") else e.reason))
+                             note=None if e.reason in (None, "disabled") else e.reason,
+                             prior_draw_share=e.prior_draw_share, prior_boost_share=e.prior_boost_share))
     return rows
 
 

@@ -141,6 +141,9 @@ def _shares_panel(ax: Any, history: list[MiningEvent]) -> None:
         share = np.array([0.0 if r.mined_draw_share is None else 100.0 * r.mined_draw_share for r in rows])
         ax.bar(epochs, share, width=0.7, color=_MINING, label="mined samples")
         ax.bar(epochs, 100.0 - share, bottom=share, width=0.7, color=_WAITING, label="other samples")
+        prior = [(r.epoch, 100.0 * r.prior_boost_share) for r in rows if r.prior_boost_share is not None]
+        if prior:
+            ax.plot(*zip(*prior), color="black", marker="o", linewidth=1.2, label="prior's share of the boost")
     ax.set_xlabel("epoch (end of)")
     ax.set_ylabel("share of draws (%)")
     ax.set_ylim(0, 120)  # headroom for the legend

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from hardmine._report import EpochRow, MinedRow, resolve_sources
-from hardmine.config import HardMiningConfig
+from hardmine.config import DEFAULT_PRIOR, HardMiningConfig, RepeatFactorPriorConfig
 from hardmine.run_record import RunRecord
 
 
@@ -39,12 +39,21 @@ def describe_config(cfg: HardMiningConfig) -> list[str]:
     cap = "no cap" if r.max_repeats is None else f"at most {r.max_repeats} copies of one sample per epoch"
     guards = [f"{kind} ({', '.join(f'{k} {v:g}' for k, v in settings.items())})"
               for kind, settings in (cfg.guard.model_dump() if cfg.guard else {}).items() if settings is not None]
+    if r.prior is None:
+        prior = "frequency prior: off (prior: null)"
+    else:
+        kind = DEFAULT_PRIOR if r.prior == "auto" else r.prior
+        setting = (f"threshold {kind.threshold:g}" if isinstance(kind, RepeatFactorPriorConfig)
+                   else f"power {kind.power:g}")
+        prior = f"frequency prior: {kind.kind} ({setting})" + (
+            " when categories are given (prior: auto)" if r.prior == "auto" else "")
     return [
         when,
         f"selects {which} (score: {agg[cfg.aggregate]} of each sample's loss{need})",
         "noise guards: " + ("; ".join(guards) if guards else "none (guard: null)"),
         f"a mined sample is drawn {r.hard_weight:g}x as often as the rest, {cap}; "
         "the epoch length is unchanged",
+        prior,
     ]
 
 
@@ -65,6 +74,13 @@ def summary(run: RunRecord, file: Path) -> str:
                  f"skipped; {len(run.history)} epochs recorded")
     lines.append(f"  mining: {since}; {run.hard_ids.size} ids mined now, {ids.size} mined in at least "
                  "one epoch")
+    last = next((e for e in reversed(run.history) if e.prior_boosted is not None), None)
+    if last is not None:
+        share = last.prior_boost_share
+        split = "" if share is None else (f"; of the draws owed to the boost, {share:.0%} came from the prior and "
+                                          f"{1 - share:.0%} from hardness")
+        lines.append(f"  prior (epoch {last.epoch}): {last.prior_boosted} samples boosted by their categories, "
+                     f"{_fmt(last.prior_draw_share, '.1%')} of next epoch's draws{split}")
     if run.fusion is not None and run.hard_ids.size:
         names, _ = resolve_sources(run, run.hard_ids)
         if any(n is not None for n in names):
@@ -91,7 +107,9 @@ def format_epochs(rows: list[EpochRow]) -> str:
     sources = list(dict.fromkeys(k for r in rows for k in r.per_source))
     header = ["epoch", "status", "hard", "cut", "seen", "eligible"]
     header += [f"excl:{k}" for k in reasons] if len(reasons) > 1 else ["excluded"]
-    header += ["overlap", "churn", "x drawn", "mined draws"] + [f"draws:{s}" for s in sources] + ["note"]
+    prior = any(r.prior_draw_share is not None for r in rows)
+    header += ["overlap", "churn", "x drawn", "mined draws"] + (["prior draws", "prior boost"] if prior else [])
+    header += [f"draws:{s}" for s in sources] + ["note"]
     body = []
     for r in rows:
         mining = r.status in ("fired", "active")
@@ -103,6 +121,8 @@ def format_epochs(rows: list[EpochRow]) -> str:
             cells.append(str(sum(r.excluded.values())))
         cells += [_fmt(r.overlap_prev, "d"), _fmt(r.churn, ".0%"), _fmt(r.draw_ratio, ".2f"),
                   _fmt(r.mined_draw_share, ".1%")]
+        if prior:
+            cells += [_fmt(r.prior_draw_share, ".1%"), _fmt(r.prior_boost_share, ".0%")]
         cells += [str(r.per_source.get(s, 0)) for s in sources]
         cells.append(r.note or "")
         body.append(cells)
@@ -110,6 +130,9 @@ def format_epochs(rows: list[EpochRow]) -> str:
     out = _table(header, body, right)
     if len(reasons) == 1:
         out += f"(excluded: kept out of selection by the {reasons[0]!r} guard)\n"
+    if prior:
+        out += ("(prior draws: share of next epoch's draws going to samples the category prior boosts; prior boost: "
+                "share of the draws owed to weights above 1 that came from the prior, the rest from hardness)\n")
     return out
 
 

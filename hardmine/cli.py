@@ -215,6 +215,8 @@ def _explain(err: Any) -> str:
     tags = {"trigger": ("epoch", "plateau"), "select": ("top_k", "percentile", "threshold")}
     if len(loc) > 1 and loc[1] in tags.get(loc[0], ()):
         del loc[1]
+    if loc[:2] == ["resample", "prior"] and len(loc) > 2 and loc[2] in ("auto", "repeat_factor", "class_balanced"):
+        del loc[2]
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         known = {f for m in vars(config).values() if isinstance(m, type) and hasattr(m, "model_fields")

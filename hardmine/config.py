@@ -14,18 +14,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from hardmine.guards import Guard, build_guards
+from hardmine.prior import ClassBalanced, Prior, RepeatFactor
 from hardmine.selection import Percentile, Selector, Threshold, TopK
 from hardmine.triggers import EpochTrigger, PlateauTrigger, Trigger
 
 __all__ = [
+    "ClassBalancedPriorConfig",
     "EpochTriggerConfig",
     "GuardConfig",
     "HardMiningConfig",
     "PercentileSelectConfig",
     "PlateauTriggerConfig",
+    "RepeatFactorPriorConfig",
     "ResampleConfig",
     "ThresholdSelectConfig",
     "TopKSelectConfig",
@@ -121,18 +124,77 @@ SelectConfig = Annotated[Union[TopKSelectConfig, PercentileSelectConfig, Thresho
 
 
 # ---------------------------------------------------------------------------- resample
-class ResampleConfig(_Strict):
-    """How much more often mined samples are drawn, with the epoch length unchanged."""
+class RepeatFactorPriorConfig(_Strict):
+    """Repeat-factor sampling (LVIS): ``max(1, sqrt(threshold / f_c))`` for the rarest category of a sample."""
 
-    hard_weight: float = Field(2.0, ge=1, allow_inf_nan=False)
+    kind: Literal["repeat_factor"] = "repeat_factor"
+    threshold: float = Field(gt=0, le=1)  # no default: it depends on the number of categories (LVIS: 0.001)
+
+    def build(self) -> Prior:
+        return RepeatFactor(self.threshold)
+
+
+class ClassBalancedPriorConfig(_Strict):
+    """Power-smoothed class balance: ``(f_max / f_c) ** power`` for the rarest category of a sample."""
+
+    kind: Literal["class_balanced"] = "class_balanced"
+    power: float = Field(1.0, ge=0, le=2)
+
+    def build(self) -> Prior:
+        return ClassBalanced(self.power)
+
+
+PriorConfig = Union[RepeatFactorPriorConfig, ClassBalancedPriorConfig]
+DEFAULT_PRIOR: PriorConfig = ClassBalancedPriorConfig()  # what ``prior: auto`` means (docs/benchmarks.md)
+_PRIOR_KINDS = ("auto", "repeat_factor", "class_balanced")
+
+
+def _prior_tag(value: Any) -> str | None:
+    """``auto``, or the ``kind`` of a prior section (the tag pydantic validates it by)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return value.get("kind") if isinstance(value.get("kind"), str) else None
+    return getattr(value, "kind", None)
+
+
+PriorField = Annotated[
+    Union[Annotated[Literal["auto"], Tag("auto")], Annotated[RepeatFactorPriorConfig, Tag("repeat_factor")],
+          Annotated[ClassBalancedPriorConfig, Tag("class_balanced")]],
+    Discriminator(_prior_tag, custom_error_type="prior_kind",
+                  custom_error_message="expected auto, null, {kind: repeat_factor, threshold: ...} or "
+                                       "{kind: class_balanced, power: ...}"),
+]
+
+
+class ResampleConfig(_Strict):
+    """How much more often mined samples are drawn, with the epoch length unchanged; the frequency prior."""
+
+    hard_weight: float = Field(3.0, ge=1, allow_inf_nan=False)
     max_repeats: Optional[int] = Field(4, ge=1)
+    # auto: the measured best prior when the miner is given categories, none otherwise; null: no prior
+    prior: Optional[PriorField] = "auto"
+
+    def build_prior(self, has_categories: bool) -> Prior | None:
+        """The prior to apply: None without categories under ``auto`` or with ``prior: null``.
+
+        Raises ValueError when a prior is set explicitly but there are no categories to compute it from."""
+        if self.prior is None:
+            return None
+        if self.prior == "auto":
+            return DEFAULT_PRIOR.build() if has_categories else None
+        if not has_categories:
+            raise ValueError(f"resample.prior is {self.prior.kind!r}, but no categories were given: pass "
+                             "categories=... to the miner (or the trainer), or set resample.prior to auto or null")
+        return self.prior.build()
 
 
 # ---------------------------------------------------------------------------- noise guard
 class LearnabilityGuardConfig(_Strict):
-    """Exclude high-loss ids whose loss is not falling against their own past (likely mislabeled)."""
+    """Exclude high-loss ids whose loss is not falling against their own past (likely mislabeled), once they
+    have been tracked ``patience`` epochs (the warm-up that lets a rare sample's loss start to fall)."""
 
-    patience: int = Field(2, ge=1)
+    patience: int = Field(5, ge=1)
     min_drop: float = Field(0.15, ge=0, lt=1)
     quantile: float = Field(0.5, ge=0, lt=1)
     smoothing: float = Field(0.6, ge=0, lt=1)

@@ -28,7 +28,7 @@ class MiningEvent:
     >>> miner.record([0, 1, 2, 3, 4, 5], [0.1, 0.2, 0.3, 0.4, 2.0, 3.0])
     >>> event = miner.end_epoch(0)
     >>> event.fired, event.num_hard, event.score_cut, event.draws_hist, event.mined_draws, event.total_draws
-    (True, 2, 2.0, [1, 4, 1], 3, 6)
+    (True, 2, 2.0, [2, 2, 2], 4, 6)
     """
 
     epoch: int
@@ -50,6 +50,10 @@ class MiningEvent:
     draws_hist: list[int] = field(default_factory=list)  # indices drawn 0, 1, 2, ... times next epoch
     score_hist: dict[str, list[float]] = field(default_factory=dict)  # eligible scores: counts, edges
     metric: float | None = None  # the monitored metric, for a plateau trigger
+    prior_boosted: int | None = None  # samples the frequency prior boosts (None: no prior)
+    prior_draws: int | None = None  # next epoch's draws of those samples
+    boost_draws: float | None = None  # next epoch's draws owed to weights above 1 (prior and hardness)
+    prior_boost_draws: float | None = None  # the prior's part of boost_draws (the rest is hardness)
 
     @property
     def mined_draw_share(self) -> float | None:
@@ -57,6 +61,21 @@ class MiningEvent:
         if self.mined_draws is None or not self.total_draws:
             return None
         return self.mined_draws / self.total_draws
+
+    @property
+    def prior_draw_share(self) -> float | None:
+        """Share of the next epoch's draws that go to samples the prior boosts (None without a prior)."""
+        if self.prior_draws is None or not self.total_draws:
+            return None
+        return self.prior_draws / self.total_draws
+
+    @property
+    def prior_boost_share(self) -> float | None:
+        """Share of the boost (draws owed to weights above 1) that came from the prior; the rest came from
+        hardness (None without a prior or without a boost)."""
+        if self.prior_boost_draws is None or not self.boost_draws:
+            return None
+        return self.prior_boost_draws / self.boost_draws
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +101,14 @@ class MiningEvent:
         share = self.mined_draw_share
         if share is not None:
             out[f"{prefix}mined_draw_share"] = share
+        if self.prior_boosted is not None:
+            out[f"{prefix}prior_boosted"] = float(self.prior_boosted)
+        for name in ("prior_draw_share", "prior_boost_share"):
+            value = getattr(self, name)
+            if value is not None:
+                out[f"{prefix}{name}"] = float(value)
+        if self.boost_draws is not None:
+            out[f"{prefix}boost_draws"] = float(self.boost_draws)
         out.update({f"{prefix}source/{name}": float(n) for name, n in self.per_source.items()})
         return out
 

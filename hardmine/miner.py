@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -31,6 +32,7 @@ from hardmine.history import MiningHistory
 from hardmine.ids import IdSpace, MappedIds, id_space_for
 from hardmine.ledger import LedgerStats
 from hardmine.planner import Planner
+from hardmine.prior import prior_weights
 from hardmine.run_record import MINER_KIND, MINER_VERSION, RunRecord
 from hardmine.selection import Selection, select_among
 
@@ -51,6 +53,10 @@ class HardMiner:
         custom_ids: items carry their own arbitrary ``sample_id``; the index -> id map is learned from
             ``record(..., indices=...)``.
         guards: :class:`~hardmine.guards.Guard` objects instead of the config's ``guard`` section (``[]``: none).
+        categories: the categories present in each sample (``categories[i]``: an int or an iterable of ints,
+            e.g. the object classes of image ``i``), or a :class:`~hardmine.Categories`; with a FusionDataset,
+            ``{target name: categories}``. They give the frequency prior (``resample.prior``), which makes
+            rare categories drawn more often from the first epoch on and multiplies with hardness.
 
     Example (a plain loop):
         >>> miner = HardMiner({"trigger": {"kind": "epoch", "start_epoch": 0},
@@ -66,7 +72,7 @@ class HardMiner:
 
     def __init__(self, config: ConfigLike = None, *, num_samples: int | None = None, dataset: Any = None,
                  seed: int | None = None, sample_ids: Any = None, custom_ids: bool = False,
-                 guards: Sequence[Guard] | None = None) -> None:
+                 guards: Sequence[Guard] | None = None, categories: Any = None) -> None:
         self.config = cfg = HardMiningConfig.coerce(config)
         if dataset is not None:
             if num_samples is not None and int(num_samples) != len(dataset):
@@ -84,7 +90,13 @@ class HardMiner:
         self.trigger = cfg.trigger.build()
         self.selector = cfg.select.build()
         self.guards = GuardChain(cfg.build_guards() if guards is None else guards)
-        self.planner = Planner(cfg.resample.hard_weight)
+        self.prior = cfg.resample.build_prior(categories is not None) if cfg.enabled else None
+        prior = None
+        if self.prior is not None:
+            layout = getattr(self.id_space, "layout", None)
+            prior = prior_weights(self.prior, categories, self.num_samples, fusion=layout)
+            self.sampler.set_weights(prior)  # the prior applies from the first epoch on
+        self.planner = Planner(cfg.resample.hard_weight, prior)
         self.active = False
         self._history = MiningHistory()
 
@@ -171,7 +183,9 @@ class HardMiner:
             overlap_prev=None if hard is None else self._history.overlap(hard), draw_ratio=figures.draw_ratio,
             mined_draws=figures.mined_draws, total_draws=figures.total_draws, draws_hist=figures.draws_hist,
             score_hist=score_histogram(scores) if self.active else {},
-            metric=float(metrics[monitor]) if monitor in metrics else None)
+            metric=float(metrics[monitor]) if monitor in metrics else None, prior_boosted=figures.prior_boosted,
+            prior_draws=figures.prior_draws, boost_draws=figures.boost_draws,
+            prior_boost_draws=figures.prior_boost_draws)
         log_event(event, self.guards.labels())
         return self._history.append(event, hard)
 
@@ -199,7 +213,17 @@ class HardMiner:
         (``all_ranks=True``: every rank's; a collective, for a checkpoint one process writes)."""
         return stamp(MINER_KIND, MINER_VERSION, config=self.config.model_dump(mode="json"),
                      num_samples=self.num_samples, seed=self.seed, active=self.active,
-                     buffer=self.buffer.state_dict(all_ranks), **{k: p.state_dict() for k, p in self._parts().items()})
+                     buffer=self.buffer.state_dict(all_ranks), prior=self._prior_state(),
+                     **{k: p.state_dict() for k, p in self._parts().items()})
+
+    def _prior_state(self) -> dict[str, Any] | None:
+        """The prior is recomputed from the categories, not saved: the state keeps its kind and a checksum, so
+        that a resume with other categories (or none) is refused rather than silently re-planned."""
+        weights = self.planner.prior
+        if weights is None or self.prior is None:
+            return None
+        return {"kind": self.prior.kind, "size": int(weights.size), "boosted": int((weights > 1).sum()),
+                "crc32": zlib.crc32(np.ascontiguousarray(weights, dtype="<f8").tobytes())}
 
     def load_state_dict(self, state: dict[str, Any], where: str | None = None) -> None:
         """Continue from ``state`` (``where``: the file it came from, named in errors).
@@ -221,6 +245,11 @@ class HardMiner:
             raise ValueError(f"cannot resume from {at}: {changes}. These settings cannot change within a run "
                              "(they decide the epoch in flight or the meaning of the saved scores): resume with "
                              "the saved values, or start mining fresh")
+        saved_prior, prior = state.get("prior"), self._prior_state()
+        if saved_prior != prior:
+            raise ValueError(f"cannot resume from {at}: it was saved with the frequency prior {saved_prior}, but "
+                             f"this miner has {prior}: resume with the same categories (categories=...) and "
+                             "resample.prior")
         if state["id_space"].get("kind") == "MappedIds" and self.id_space.kind == "index":
             self.use_custom_ids()  # the saved run's items carried their own ids
         for key, part in [*self._parts().items(), ("buffer", self.buffer)]:
@@ -240,16 +269,16 @@ class HardMiner:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | PathLike[str], *, dataset: Any = None) -> HardMiner:
-        """A miner restored from :meth:`save`; pass the ``FusionDataset`` of a fusion run (for a report
-        without the data, use :meth:`RunRecord.load`)."""
+    def load(cls, path: str | PathLike[str], *, dataset: Any = None, categories: Any = None) -> HardMiner:
+        """A miner restored from :meth:`save`; pass the ``FusionDataset`` of a fusion run and the run's
+        ``categories`` when it had a prior (for a report without the data, use :meth:`RunRecord.load`)."""
         state = load_state(path, kind=MINER_KIND)
         record = RunRecord.from_state(state, where=repr(str(path)))
         if record.id_mode == "fusion" and dataset is None:
             raise ValueError(f"{str(path)!r} was saved by a FusionDataset run: pass dataset=<that FusionDataset> "
                              "to continue training, or use hardmine.RunRecord.load(path) to report on it")
         miner = cls(record.config, num_samples=record.num_samples, dataset=dataset, seed=record.seed,
-                    custom_ids=record.custom_ids and dataset is None)
+                    custom_ids=record.custom_ids and dataset is None, categories=categories)
         miner.load_state_dict(state, where=repr(str(path)))
         return miner
 

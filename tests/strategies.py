@@ -75,3 +75,18 @@ def layered_weights(draw: st.DrawFn, *, max_n: int = 3000) -> tuple[np.ndarray, 
     positive = int(np.count_nonzero(weights))
     cap = draw(st.one_of(st.none(), st.integers(max(1, -(-n // positive)), 6)))
     return weights, cap
+
+
+@st.composite
+def sample_categories(draw: st.DrawFn, *, max_n: int = 40, max_category: int = 12) -> list[int | list[int]]:
+    """Per-sample categories as a user gives them: an int, or a list of ints (repeats and empty lists included)."""
+    n = draw(st.integers(1, max_n))
+    cat = st.integers(-3, max_category)  # any ints, negative ones too: ids are labels, not positions
+    one = st.one_of(cat, st.lists(cat, min_size=0, max_size=4))
+    return [draw(one) for _ in range(n)]
+
+
+priors = st.one_of(
+    st.builds(lambda t: ("repeat_factor", t), st.floats(1e-3, 1.0)),
+    st.builds(lambda p: ("class_balanced", p), st.floats(0.0, 2.0)),
+)

@@ -317,7 +317,7 @@ def test_validate_prints_the_resolved_settings(tmp_path: Path, capsys: Capture) 
 
     block = yaml.safe_load(resolved)["custom"]["hard_sample_mining"]
     assert hm.HardMiningConfig.model_validate(block) == hm.HardMiningConfig.from_yaml(path)
-    assert block["resample"] == {"hard_weight": 2.0, "max_repeats": 4}
+    assert block["resample"] == {"hard_weight": 3.0, "max_repeats": 4, "prior": "auto"}
 
 
 @pytest.mark.parametrize(("block", "expected"), [
@@ -327,6 +327,8 @@ def test_validate_prints_the_resolved_settings(tmp_path: Path, capsys: Capture) 
     ("select: {kind: best}", "custom.hard_sample_mining.select"),
     ("resampel: {hard_weight: 2}", "hard_sample_mining.resampel: unknown key (did you mean 'resample'?)"),
     ("resample: {hard_weight: 0.5}", "hard_sample_mining.resample.hard_weight: Input should be greater"),
+    ("resample: {prior: {kind: repeat_factor, threshold: 0}}",
+     "hard_sample_mining.resample.prior.threshold: Input should be greater than 0"),
 ])
 def test_validate_names_the_bad_field(tmp_path: Path, capsys: Capture, block: str,
                                       expected: str) -> None:

@@ -88,6 +88,12 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"aggregate": "median"}, "aggregate", "'ema', 'mean', 'max' or 'last'"),
         ({"trigger": {"kind": "plateau", "mode": "up"}}, "trigger.plateau.mode", "'min' or 'max'"),
         ({"unknown": 1}, "unknown", "Extra inputs"),
+        ({"resample": {"prior": {"kind": "repeat_factor", "threshold": 2}}}, "resample.prior.repeat_factor.threshold",
+         "less than or equal to 1"),
+        ({"resample": {"prior": {"kind": "class_balanced", "power": -1}}}, "resample.prior.class_balanced.power",
+         "greater than or equal to 0"),
+        ({"resample": {"prior": "rfs"}}, "resample.prior", "expected auto, null, {kind: repeat_factor"),
+        ({"resample": {"prior": {"threshold": 0.1}}}, "resample.prior", "expected auto, null"),
     ],
 )
 def test_errors_name_the_field(block: dict, path: str, words: str) -> None:

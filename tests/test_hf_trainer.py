@@ -429,3 +429,23 @@ def test_fusion_dataset_train_set(tmp_path: Path) -> None:
     assert miner.hard_ids.size == 4 and set(np.asarray(sources).tolist()) == {"bbu"}  # only targets are mined
     logged = [h for h in trainer.state.log_history if "hardmine/num_hard" in h][-1]
     assert logged["hardmine/source/lvis"] == 6 and logged["hardmine/source/bbu"] == 12
+
+
+def test_categories_from_a_list_or_a_dataset_column_give_the_prior(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    rows = TokenDataset(12)
+    cats = [[0]] * 9 + [[0, 1]] * 3  # three rows hold the rare category 1
+    ds = datasets.Dataset.from_dict({"input_ids": rows.x.tolist(), "labels": rows.x.tolist(),
+                                     "objects": [{"category": c} for c in cats]})
+    ds.set_format("torch", columns=["input_ids", "labels"])  # the categories are never collated
+    by_column = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=ds,
+                                  data_collator=stack_collate, mining=NEVER, categories="objects.category")
+    by_list = HardMiningTrainer(model=tiny_qwen3(), args=_args(tmp_path), train_dataset=ds,
+                                data_collator=stack_collate, mining=NEVER, categories=cats)
+    for trainer in (by_column, by_list):
+        assert trainer.miner is not None
+        weights = trainer.miner.sampler.weights
+        assert weights is not None and weights[:9].tolist() == [1.0] * 9 and bool((weights[9:] > 1).all())
+    by_column.train()
+    event = by_column.miner.history[-1]
+    assert event.prior_boosted == 3 and event.prior_boost_share == 1.0

@@ -116,7 +116,7 @@ def test_default_guard_excludes_flat_high_losses_and_says_so(caplog: pytest.LogC
     assert [g.name for g in miner.guards] == ["not_learning", "stale"]
     flat = np.arange(N - 20, N)  # highest, flat loss: what a mislabeled sample looks like
     with caplog.at_level(logging.INFO, logger="hardmine"):
-        for epoch in range(4):
+        for epoch in range(7):  # the guard judges once an id is tracked 5 epochs
             miner.sampler.set_epoch(epoch)
             idx = np.array(list(miner.sampler))
             losses = np.where(idx >= N - 20, 5.0, 3.0 * DIFFICULTY[idx] / (1 + epoch))

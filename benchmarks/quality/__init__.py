@@ -1,1 +1,2 @@
-"""Mining-quality benchmark (issue 5): does mining help on a long-tail task with label noise?"""
+"""Mining-quality benchmark (issue 12): hardmine vs uniform, class-balanced and RFS sampling on long tails
+with and without known categories, under label noise (docs/benchmarks.md)."""

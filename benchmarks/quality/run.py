@@ -1,10 +1,11 @@
-"""Run the mining-quality benchmark: every variant x task x noise level x seed, at equal steps.
+"""Run the mining-quality benchmark: variant x task x noise x seed x learning rate, at equal steps.
 
-    python -m benchmarks.quality               # full run (5 seeds), ~5 min on 2 cores
-    python -m benchmarks.quality --seeds 2 --variants uniform,default --tasks subpop
+    python -m benchmarks.quality                       # held-out seeds: the numbers in docs/benchmarks.md
+    python -m benchmarks.quality --split tune          # the seeds the defaults were chosen on
+    python -m benchmarks.quality --tasks digits_lt --variants uniform,new_defaults --seeds 2
 
-Writes ``results.json`` (every run), ``results.md`` (mean +- std table) and ``quality.png`` into
-``--out`` (default ``benchmarks/quality/results``, committed).
+Writes ``results.json`` (every run), ``results.md`` (tables) and ``quality.png`` into ``--out``
+(default ``benchmarks/quality/results``).
 """
 
 from __future__ import annotations
@@ -23,102 +24,96 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import numpy as np  # noqa: E402
-
+from benchmarks.quality.report import report  # noqa: E402
 from benchmarks.quality.task import TASKS, make_task  # noqa: E402
-from benchmarks.quality.variants import VARIANTS  # noqa: E402
+from benchmarks.quality.variants import all_variants  # noqa: E402
 
 NOISES = (0.0, 0.2, 0.4)
-SUBSETS = ("overall", "common", "rare")
-Summary = dict[tuple[str, float, str], dict[str, tuple[float, float]]]  # (task, noise, variant) -> ...
+LRS = {"default": (3e-4, 1e-3, 3e-3), "tokens_lt": (3e-3, 1e-2, 3e-2)}  # Adam on the MLPs; AdamW (HF)
+SPLITS = {"tune": 0, "heldout": 100}  # first seed of each split: defaults were chosen on "tune" only
+HF_TASK = "tokens_lt"
+
+Job = tuple[str, str, float, int, float]  # variant, task, noise, seed, lr
 
 
-def _one(job: tuple[str, str, float, int]) -> dict[str, Any]:
+def _one(job: Job) -> dict[str, Any]:
     import torch
 
-    from benchmarks.quality.train import train
-
     torch.set_num_threads(1)
-    variant, kind, noise, seed = job
-    v = next(v for v in VARIANTS if v.name == variant)
+    variant, kind, noise, seed, lr = job
     t = time.perf_counter()
-    res = train(make_task(kind, seed, noise), seed, v.mining, v.guards())
-    return {"variant": variant, "task": kind, "noise": noise, "seed": seed,
+    v = all_variants()[variant]
+    if kind == HF_TASK:
+        from benchmarks.quality.token_task import train_tokens
+
+        res: Any = train_tokens(v, seed, noise, lr)
+    else:
+        from benchmarks.quality.train import SETTINGS, train
+
+        task = make_task(kind, seed, noise)
+        res = train(task, seed, v.build(task, seed), lr, SETTINGS[kind])
+    return {"variant": variant, "task": kind, "noise": noise, "seed": seed, "lr": lr,
             "seconds": time.perf_counter() - t, **asdict(res)}
 
 
-def run(variants: Sequence[str], tasks: Sequence[str], noises: Sequence[float], seeds: Sequence[int],
-        jobs: int) -> list[dict[str, Any]]:
-    grid = [(v, k, n, s) for k in tasks for n in noises for s in seeds for v in variants]
-    if jobs <= 1:
-        return [_one(j) for j in grid]
-    with ProcessPoolExecutor(jobs) as pool:
-        return list(pool.map(_one, grid, chunksize=4))
-
-
-def summarize(rows: list[dict[str, Any]]) -> Summary:
-    """(task, noise, variant) -> subset -> (mean, std) in accuracy points."""
-    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["task"], r["noise"], r["variant"]), []).append(r)
-    out = {}
-    for key, rs in groups.items():
-        out[key] = {s: (100 * float(np.mean([r[s] for r in rs])), 100 * float(np.std([r[s] for r in rs])))
-                    for s in (*SUBSETS, "hard_noisy", "hard_rare")}
-    return out
-
-
-def table(summary: Summary, variants: Sequence[str]) -> str:
-    lines = []
-    for kind in dict.fromkeys(k[0] for k in summary):
-        lines += [f"\n**{kind}**\n", "| noise | variant | overall | common | rare | Δcommon | Δrare | "
-                  "mined: noisy % | mined: clean rare % |", "|---|---|---|---|---|---|---|---|---|"]
-        for noise in sorted({k[1] for k in summary if k[0] == kind}):
-            base = summary.get((kind, noise, "uniform"))
-            for v in variants:
-                s = summary.get((kind, noise, v))
-                if s is None:
-                    continue
-                cells = [f"{s[m][0]:.1f} ± {s[m][1]:.1f}" for m in SUBSETS]
-                deltas = [f"{s[m][0] - base[m][0]:+.1f}" if base else "" for m in ("common", "rare")]
-                mined = ["" if np.isnan(s[m][0]) else f"{s[m][0]:.0f}" for m in ("hard_noisy", "hard_rare")]
-                lines.append(f"| {int(noise * 100)}% | {v} | " + " | ".join(cells + deltas + mined) + " |")
-    return "\n".join(lines) + "\n"
+def run(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
+    # slow jobs first, so that the pool does not end on one long straggler
+    order = sorted(jobs, key=lambda j: j[1] != HF_TASK)
+    if workers <= 1:
+        return [_one(j) for j in order]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_one, order, chunksize=1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
+    p.add_argument("--split", choices=sorted(SPLITS), default="heldout",
+                   help="heldout (default): seeds 100..; tune: seeds 0.. (the ones defaults were chosen on)")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1")
-    p.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
-    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--first-seed", type=int, default=None, help="overrides --split")
+    p.add_argument("--variants", default="uniform,class_balanced,rfs,old_defaults,new_defaults")
+    p.add_argument("--tasks", default=",".join((*TASKS, HF_TASK)))
     p.add_argument("--noise", default=",".join(str(n) for n in NOISES))
+    p.add_argument("--hf-noise", default="0.0,0.2", help="noise levels of the token task (it is the slow one)")
+    p.add_argument("--lrs", default=None, help="comma-separated; default: 3e-4,1e-3,3e-3 (token task: 3e-3,1e-2,3e-2)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--no-plot", action="store_true")
     a = p.parse_args(argv)
+    known = all_variants()
     variants = a.variants.split(",")
-    known = {v.name for v in VARIANTS}
     bad = [v for v in variants if v not in known]
     if bad:
         p.error(f"unknown variants {bad}; choose from {sorted(known)}")
     if "uniform" not in variants:
         variants.insert(0, "uniform")  # the baseline every delta is measured against
-    tasks, noises = a.tasks.split(","), [float(x) for x in a.noise.split(",")]
-    t = time.perf_counter()
-    rows = run(variants, tasks, noises, range(a.first_seed, a.first_seed + a.seeds), a.jobs)
+    tasks = a.tasks.split(",")
+    bad = [t for t in tasks if t not in (*TASKS, HF_TASK)]
+    if bad:
+        p.error(f"unknown tasks {bad}; choose from {[*TASKS, HF_TASK]}")
+    first = SPLITS[a.split] if a.first_seed is None else a.first_seed
+    seeds = range(first, first + a.seeds)
+    lrs = {t: [float(x) for x in a.lrs.split(",")] if a.lrs else list(LRS.get(t, LRS["default"])) for t in tasks}
+    noise = {t: [float(x) for x in (a.hf_noise if t == HF_TASK else a.noise).split(",")] for t in tasks}
+    runnable = {t: [v for v in variants if t != HF_TASK or known[v].config is not None or known[v].weights is not None
+                    or v == "uniform"] for t in tasks}  # prototype guards are not configs: MLP tasks only
+    jobs = [(v, t, n, s, lr) for t in tasks for n in noise[t] for s in seeds for v in runnable[t] for lr in lrs[t]]
+    t0 = time.perf_counter()
+    rows = run(jobs, a.jobs)
+    wall = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
-    summary = summarize(rows)
-    md = table(summary, variants)
+    grids = "; ".join(f"{t}: {lrs[t]}" for t in tasks)
+    md = report(rows, variants, f"seeds {seeds.start}-{seeds.stop - 1}, learning rates ({grids}); "
+                f"{len(rows)} runs in {wall:.0f} s with {a.jobs} worker(s)")
     (out / "results.md").write_text(md)
     print(md)
     if not a.no_plot:
         from benchmarks.quality.plot import plot
 
-        plot(summary, out / "quality.png")
-    print(f"{len(rows)} runs in {time.perf_counter() - t:.0f} s; results in {out}")
+        plot(rows, variants, out / "quality.png")
+    print(f"{len(rows)} runs in {wall:.0f} s; results in {out}")
     return 0
 
 

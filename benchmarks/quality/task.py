@@ -1,6 +1,6 @@
-"""Synthetic long-tail classification tasks where the hard samples are rare but learnable.
+"""The quality benchmark's tasks: two synthetic long tails without categories and a real known-category one.
 
-Two variants, both 10-way classification of 24/32-dim feature vectors:
+All are 10-way classification of feature vectors with a clean, class-balanced test set:
 
 * ``subpop`` -- each class has one common mode (300 training samples) and three rare modes (20 each),
   tight clusters placed 3.5 units from *another* class's common mode. Uniform sampling at a fixed
@@ -10,6 +10,9 @@ Two variants, both 10-way classification of 24/32-dim feature vectors:
   the class (its common mode) and 8 local features carrying a class template. For small objects
   (60 per class) the global features are a faded (x0.5) scene of some other class and only the local
   template tells the class: the model has to learn a second cue from few samples.
+* ``digits_lt`` -- scikit-learn's UCI handwritten digits (8x8 images, shipped with the package: nothing is
+  downloaded): 50 test images per class, the rest for training with classes 7, 8 and 9 cut to 8% (about 10
+  images each). The long tail is in the labels, so a frequency prior over categories (= labels) applies.
 
 Label noise flips the training label of a random ``noise`` share of samples to a uniformly chosen
 other class. Test labels are clean. Everything is drawn from ``numpy.random.default_rng(seed)``.
@@ -23,7 +26,8 @@ import numpy as np
 
 __all__ = ["TASKS", "Task", "make_task"]
 
-TASKS = ("subpop", "small_object")
+TASKS = ("subpop", "small_object", "digits_lt")
+RARE_DIGITS = (7, 8, 9)
 NUM_CLASSES = 10
 
 
@@ -40,6 +44,11 @@ class Task:
     y_test: np.ndarray
     rare_test: np.ndarray
     num_classes: int = NUM_CLASSES
+
+    @property
+    def categories(self) -> np.ndarray:
+        """What a user would pass as ``categories``: the observed (possibly flipped) training labels."""
+        return self.y
 
 
 def _flip(y: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +101,22 @@ def _small_object(rng: np.random.Generator, n_large: int = 300, n_small: int = 6
     return draw(n_large, n_small), draw(200, 150)
 
 
+def _digits_lt(rng: np.random.Generator, n_test: int = 50, keep: float = 0.08):
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x, y = (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+    train, test = [], []
+    for c in range(NUM_CLASSES):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test.append(idx[:n_test])
+        rest = idx[n_test:]
+        train.append(rest[: max(1, round(keep * rest.size))] if c in RARE_DIGITS else rest)
+    tr, te = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    rare = np.isin(y, RARE_DIGITS)
+    return (x[tr], y[tr], rare[tr]), (x[te], y[te], rare[te])
+
+
 def make_task(kind: str, seed: int, noise: float) -> Task:
     """Build task ``kind`` (one of :data:`TASKS`) with a ``noise`` share of flipped training labels."""
     if kind not in TASKS:
@@ -99,6 +124,7 @@ def make_task(kind: str, seed: int, noise: float) -> Task:
     if not 0.0 <= noise < 1.0:
         raise ValueError(f"noise must satisfy 0 <= noise < 1, but got {noise=!r}")
     rng = np.random.default_rng([seed, TASKS.index(kind)])
-    (x, y, rare), (xt, yt, rt) = (_subpop if kind == "subpop" else _small_object)(rng)
+    build = {"subpop": _subpop, "small_object": _small_object, "digits_lt": _digits_lt}[kind]
+    (x, y, rare), (xt, yt, rt) = build(rng)
     y_obs, noisy = _flip(y, noise, np.random.default_rng([seed, TASKS.index(kind), 1]))
     return Task(x, y_obs, y, rare, noisy, xt, yt, rt)

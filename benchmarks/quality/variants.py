@@ -1,4 +1,9 @@
-"""The sampling strategies the quality benchmark compares, all at the same step budget."""
+"""The sampling strategies the quality benchmark compares, all at the same step budget.
+
+A variant is either a frequency baseline (per-sample weights from the label counts, drawn with
+replacement: what a practitioner writes in 20 lines) or a ``hard_sample_mining`` block (run through
+``HardMiner`` on the MLP tasks and through ``HardMiningTrainer`` on the token task).
+"""
 
 from __future__ import annotations
 
@@ -6,50 +11,70 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness
+import numpy as np
 
-__all__ = ["DEFAULT", "VARIANTS", "Variant", "mining_config"]
+from benchmarks.quality.task import Task
+from benchmarks.quality.train import Sampling, Uniform, WithReplacement, mining
 
+__all__ = ["VARIANTS", "Variant", "all_variants", "class_balanced_weights", "old_config", "rfs_weights"]
 
-def mining_config(hard_weight: float = 2.0, k: float = 0.1, ema_decay: float = 0.3, start_epoch: int = 2,
-                  max_repeats: int = 4, select: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ``hard_sample_mining`` block; its guards are given per variant (``HardMiner(..., guards=)``)."""
-    return {"ema_decay": ema_decay, "trigger": {"kind": "epoch", "start_epoch": start_epoch},
-            "select": select or {"kind": "top_k", "k": k},
-            "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats}}
+RFS_THRESHOLD = 0.3  # the baseline's best of {0.03, 0.1, 0.3} on the tuning seeds of digits_lt and tokens_lt
 
 
-def default_guards() -> list[Guard]:
-    """The proposed default guard: learnability (trend) plus staleness."""
-    return [Learnability(patience=2, min_drop=0.15, quantile=0.5, smoothing=0.6), Staleness(max_age=3)]
+def old_config() -> dict[str, Any]:
+    """hardmine's defaults before issue 12, written out so that they stay fixed when the defaults change."""
+    return {"ema_decay": 0.3, "trigger": {"kind": "epoch", "start_epoch": 2}, "select": {"kind": "top_k", "k": 0.1},
+            "resample": {"hard_weight": 2.0, "max_repeats": 4, "prior": None},
+            "guard": {"learnability": {"patience": 2, "min_drop": 0.15, "quantile": 0.5, "smoothing": 0.6},
+                      "staleness": {"max_age": 3}}}
+
+
+def _share(labels: np.ndarray) -> np.ndarray:
+    """Per sample: the share of training samples with its (observed) label."""
+    return np.bincount(labels)[labels] / labels.size
+
+
+def class_balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Class-balanced resampling: 1 / (count of the sample's label)."""
+    return 1.0 / _share(labels)
+
+
+def rfs_weights(labels: np.ndarray) -> np.ndarray:
+    """Repeat-factor sampling (LVIS): max(1, sqrt(t / f))."""
+    return np.maximum(1.0, np.sqrt(RFS_THRESHOLD / _share(labels)))
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
     description: str
-    mining: dict[str, Any] | None  # None: uniform sampling
-    guards: Callable[[], list[Guard] | None] = list  # returning None: the config's own guard section
+    build: Callable[[Task, int], Sampling]
+    config: dict[str, Any] | None = None  # the mining block (None: not a miner)
+    categories: bool = False  # the miner is given the observed labels as categories
+    weights: Callable[[np.ndarray], np.ndarray] | None = None  # a frequency baseline's weights from labels
 
 
-DEFAULT = Variant("default", "hardmine's defaults as shipped: top 10% x2 from epoch 2, EMA 0.3, learnability + "
-                  "staleness guard", {}, lambda: None)
+def miner_variant(name: str, description: str, config: dict[str, Any], categories: bool = True) -> Variant:
+    return Variant(name, description, mining(config, None, categories), config, categories)
+
+
+def weighted_variant(name: str, description: str, weights: Callable[[np.ndarray], np.ndarray]) -> Variant:
+    return Variant(name, description, lambda task, seed: WithReplacement(weights(task.y), seed), weights=weights)
+
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("uniform", "uniform sampling (no mining)", None),
-    Variant("naive_x4", "the removed feature: top 20% x4 by EMA loss, no guard",
-            mining_config(hard_weight=4.0, k=0.2)),
-    Variant("no_guard", "defaults without the guard (top 10% x2)", mining_config()),
-    DEFAULT,
-    Variant("default_x4", "defaults with hard_weight 4", mining_config(hard_weight=4.0), default_guards),
-    Variant("pct90", "defaults with select percentile 90", mining_config(select={"kind": "percentile",
-                                                                                 "percentile": 90.0}),
-            default_guards),
-    Variant("ema0.9", "defaults with ema_decay 0.9", mining_config(ema_decay=0.9), default_guards),
-    Variant("learn_fast", "learnability guard, short memory (smoothing 0.5, min_drop 0.1)", mining_config(),
-            lambda: [Learnability(patience=2, min_drop=0.1, smoothing=0.5)]),
-    Variant("tail10", "loss-tail guard alone: never mine the top 10% by loss", mining_config(),
-            lambda: [LossTail(0.1)]),
-    Variant("mixture", "two-component mixture guard alone (exclude the high component above its mean)",
-            mining_config(), lambda: [LossMixture()]),
+    Variant("uniform", "uniform sampling (a permutation per epoch)", lambda task, seed: Uniform(len(task.y), seed)),
+    weighted_variant("class_balanced", "class-balanced resampling (1 / label count, with replacement)",
+                     class_balanced_weights),
+    weighted_variant("rfs", f"repeat-factor sampling, t = {RFS_THRESHOLD} (with replacement)", rfs_weights),
+    miner_variant("old_defaults", "hardmine's defaults before issue 12 (no categories: top 10% x2 from epoch 2, "
+                  "learnability guard with patience 2 + staleness)", old_config(), categories=False),
+    miner_variant("new_defaults", "hardmine's defaults (an empty block), given the labels as categories", {}),
 )
+
+
+def all_variants() -> dict[str, Variant]:
+    """Every variant by name: the suite's and the study's (``benchmarks/quality/study.py``)."""
+    from benchmarks.quality.study import STUDY
+
+    return {v.name: v for v in (*VARIANTS, *STUDY)}

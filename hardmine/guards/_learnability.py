@@ -22,6 +22,10 @@ class Learnability(Guard):
     on, so call it every epoch (also before mining starts) to have the trend ready when it does.
     Calling it again in the same epoch gives the same answer (the reference moves once per epoch).
 
+    ``patience`` is the warm-up: no id is judged before it has been tracked that many epochs. The default, 5,
+    gives a rare sample time to be drawn and start learning after mining begins; at 2 every clean rare
+    sample was kept out when mining started, still high-loss and not yet falling (docs/benchmarks.md).
+
     Memory: 9 bytes per tracked id (reference, this epoch's score, tracked epochs saturating at 255), and
     8 more for its id unless the ids are a dense range ``0..n-1``.
     """
@@ -30,7 +34,7 @@ class Learnability(Guard):
     label: ClassVar[str] = "likely noise (loss not falling)"
     _STATE_KEYS: ClassVar[tuple[str, ...]] = ("ids", "ref", "pending", "tracked", "epoch")
 
-    def __init__(self, patience: int = 2, min_drop: float = 0.15, quantile: float = 0.5,
+    def __init__(self, patience: int = 5, min_drop: float = 0.15, quantile: float = 0.5,
                  smoothing: float = 0.6) -> None:
         self.patience = check_int("patience", patience, 1)
         self.min_drop = check_fraction("min_drop", min_drop, low_open=False)

@@ -21,6 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from hardmine._checkpoints import MARKER, STATE_FILE, TRAINER_STATE, newest_with_state, written_with_mining
 from hardmine._serialization import load_state, remove_orphans, save_state
+from hardmine.categories import Categories
 from hardmine.config import HardMiningConfig
 from hardmine.integrations._hf_callback import HardSampleMiningCallback
 from hardmine.integrations._hf_guards import PlanGuard, refuse_dataset_packing
@@ -53,6 +54,11 @@ class HardMiningTrainerMixin:
             ``custom.hard_sample_mining``). ``enabled: false`` leaves the stock Trainer untouched.
         per_sample_loss_fn: ``fn(outputs, inputs) -> Tensor[num_samples]`` for models whose loss is not
             token cross-entropy (a detection head). The gradient stays the model's own loss.
+        categories: the categories present in each training sample, for the frequency prior
+            (``resample.prior``): ``categories[i]`` an int or an iterable of ints (the object classes of
+            image ``i``), ``{target name: ...}`` for a FusionDataset, or the name of a column of a
+            ``datasets.Dataset`` train set (``"objects.category"``), read from its Arrow table without
+            decoding images.
     """
 
     miner: HardMiner | None
@@ -71,10 +77,11 @@ class HardMiningTrainerMixin:
         def add_callback(self, callback: Any) -> None: ...
 
     def __init__(self, *args: Any, mining: HardMiningConfig | Mapping[str, Any] | str | PathLike[str] | None = None,
-                 per_sample_loss_fn: PerSampleLossFn | None = None, **kwargs: Any) -> None:
+                 per_sample_loss_fn: PerSampleLossFn | None = None, categories: Any = None, **kwargs: Any) -> None:
         self.mining_config = HardMiningConfig.coerce(mining, name="mining")  # before super(): fail fast
         if self.mining_config.enabled:  # before TRL packs the dataset
             refuse_dataset_packing(kwargs.get("args", args[1] if len(args) > 1 else None))
+        self.mining_categories = categories
         super().__init__(*args, **kwargs)
         self.per_sample_loss_fn = per_sample_loss_fn
         self.miner = None
@@ -102,7 +109,10 @@ class HardMiningTrainerMixin:
                 raise ValueError("hardmine: mining needs a map-style train_dataset (with __len__); got "
                                  f"{type(self.train_dataset).__name__}. Use a map-style dataset or set enabled: false.")
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            self.miner = HardMiner(self.mining_config, dataset=self.train_dataset, seed=seed)
+            categories = self.mining_categories
+            if isinstance(categories, str):  # a column of the train set: its Arrow data, no image decoding
+                categories = Categories.from_column(self.train_dataset, categories)
+            self.miner = HardMiner(self.mining_config, dataset=self.train_dataset, seed=seed, categories=categories)
         return self.miner
 
     # ------------------------------------------------------------------ data pipeline

@@ -1,0 +1,79 @@
+"""The quality benchmark's tables: each method at its best learning rate, paired differences vs uniform,
+and the issue-12 targets checked on the numbers of this run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.quality.stats import Cell, best_cells, paired
+
+__all__ = ["report", "targets"]
+
+FREQUENCY_BASELINES = ("class_balanced", "rfs")
+CATEGORY_TASKS = ("digits_lt",)  # the issue-12 target task for "beat RFS and class-balanced"
+SUBPOP_TASKS = ("subpop",)
+
+
+def _pct(x: float) -> str:
+    return "" if math.isnan(x) else f"{100 * x:.0f}"
+
+
+def results_table(best: dict[tuple[str, float, str], Cell], variants: Sequence[str]) -> str:
+    lines: list[str] = []
+    for task in dict.fromkeys(k[0] for k in best):
+        lines += [f"\n**{task}** (points; Δ = paired difference vs uniform at each one's best LR, ± SE)\n",
+                  "| noise | variant | best LR | balanced | Δ balanced | Δ common | Δ rare | mined: noisy % | "
+                  "mined: clean rare % | prior share of boost % | flagged: noisy / clean rare / clean common % |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for noise in sorted({k[1] for k in best if k[0] == task}):
+            base = best.get((task, noise, "uniform"))
+            for v in variants:
+                c = best.get((task, noise, v))
+                if c is None or base is None:
+                    continue
+                d = [str(paired(c, base, m)) if v != "uniform" else "" for m in ("balanced", "common", "rare")]
+                lines.append(f"| {int(noise * 100)}% | {v} | {c.lr:g} | {c.mean('balanced'):.1f} | " + " | ".join(d)
+                             + f" | {_pct(c.extra['hard_noisy'])} | {_pct(c.extra['hard_rare'])} | "
+                               f"{_pct(c.extra['prior_boost_share'])} | " + " / ".join(
+                                   _pct(c.extra[k]) for k in ("flag_noisy", "flag_clean_rare", "flag_clean_common"))
+                             + " |")
+    return "\n".join(lines) + "\n"
+
+
+def targets(best: dict[tuple[str, float, str], Cell], new: str = "new_defaults") -> list[tuple[str, str, bool]]:
+    """``(target, measured, holds)`` for every issue-12 target this run has the cells for."""
+    out: list[tuple[str, str, bool]] = []
+    for task, noise, v in sorted(best):
+        if v != new:
+            continue
+        c, base = best[(task, noise, v)], best.get((task, noise, "uniform"))
+        if base is None:
+            continue
+        tag = f"{task} {int(noise * 100)}%"
+        if task in CATEGORY_TASKS:
+            rivals = [best[(task, noise, b)] for b in FREQUENCY_BASELINES if (task, noise, b) in best]
+            if rivals:
+                rival = max(rivals, key=lambda r: r.mean("balanced"))
+                name = next(b for b in FREQUENCY_BASELINES if best.get((task, noise, b)) is rival)
+                d = paired(c, rival)
+                out.append((f"{tag}: new >= better of RFS/CB ({name}) + 1", str(d), d.mean >= 1.0))
+        if task in SUBPOP_TASKS:
+            d = paired(c, base)
+            goal, ok = ("> -0.5", d.mean > -0.5) if noise >= 0.4 else (">= +2", d.mean >= 2.0)
+            out.append((f"{tag}: vs uniform {goal}", str(d), ok))
+        if noise == 0.0:
+            d = paired(c, base, "common")
+            out.append((f"{tag}: common-class accuracy vs uniform >= -1", str(d), d.mean >= -1.0))
+    return out
+
+
+def report(rows: Sequence[dict[str, Any]], variants: Sequence[str], head: str) -> str:
+    best = best_cells(rows)
+    lines = [f"{head}\n", results_table(best, variants)]
+    found = targets(best)
+    if found:
+        lines += ["\n**Targets (new defaults)**\n", "| target | measured (± SE) | holds |", "|---|---|---|"]
+        lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in found]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,116 @@
+"""Frequency priors: rare categories drawn more often, from each sample's categories, before any loss is seen.
+
+A prior has one method, ``category_weights(share) -> weights``: from ``f_c``, the share of samples that
+contain category ``c``, a weight >= 1 per category (1: no boost). A sample's prior weight is the largest
+weight among its categories (instance-aware, as in LVIS: an image is repeated for its rarest object), and 1
+for a sample with no category. The planner multiplies it with the hardness weight of mined samples.
+
+>>> from hardmine.categories import Categories
+>>> cats = Categories.from_samples([0, 0, 0, 0, 0, 0, 0, 0, 1, [0, 2]])   # f = 0.9, 0.1, 0.1
+>>> RepeatFactor(threshold=0.4).weights(cats).round(2).tolist()
+[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]
+>>> ClassBalanced(power=1.0).weights(cats).round(2).tolist()
+[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 9.0, 9.0]
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hardmine.categories import Categories, CategoriesLike
+
+__all__ = ["ClassBalanced", "Prior", "RepeatFactor", "prior_weights"]
+
+
+class Prior(ABC):
+    """Base of the frequency priors: one method, :meth:`category_weights`."""
+
+    kind: ClassVar[str] = "prior"
+
+    @abstractmethod
+    def category_weights(self, share: np.ndarray) -> np.ndarray:
+        """Weight >= 1 per category from ``share`` (``f_c`` in (0, 1], the share of samples containing ``c``)."""
+
+    def weights(self, categories: Categories) -> np.ndarray:
+        """Per-sample weight: the max over the sample's categories (1 for a sample with none)."""
+        return categories.per_sample_max(self.category_weights(categories.sample_share()), empty=1.0)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class RepeatFactor(Prior):
+    """Repeat-factor sampling (LVIS, Gupta et al. 2019): ``r_c = max(1, sqrt(threshold / f_c))``.
+
+    Categories in at least ``threshold`` of the samples are not boosted; rarer ones by the square root of
+    how much rarer they are. ``threshold`` is a share of samples, in (0, 1].
+    """
+
+    kind: ClassVar[str] = "repeat_factor"
+
+    def __init__(self, threshold: float) -> None:
+        if not (isinstance(threshold, (int, float)) and 0.0 < float(threshold) <= 1.0):
+            raise ValueError(f"threshold must be a share of samples in (0, 1], but got {threshold=!r}")
+        self.threshold = float(threshold)
+
+    def category_weights(self, share: np.ndarray) -> np.ndarray:
+        return np.maximum(1.0, np.sqrt(self.threshold / share))
+
+
+class ClassBalanced(Prior):
+    """Power-smoothed class balance: ``w_c = (f_max / f_c) ** power`` (1 for the most frequent category).
+
+    ``power=1`` balances single-label classes exactly (each class drawn equally often); ``0.5`` is the
+    square-root smoothing that equals repeat-factor sampling with ``threshold = f_max``; 0 is uniform.
+    """
+
+    kind: ClassVar[str] = "class_balanced"
+
+    def __init__(self, power: float) -> None:
+        if not (isinstance(power, (int, float)) and math.isfinite(power) and 0.0 <= float(power) <= 2.0):
+            raise ValueError(f"power must be a number in [0, 2], but got {power=!r}")
+        self.power = float(power)
+
+    def category_weights(self, share: np.ndarray) -> np.ndarray:
+        if not share.size:
+            return np.ones(0)
+        return np.asarray((float(share.max()) / share) ** self.power, dtype=np.float64)
+
+
+def _categories_of_targets(categories: Any, targets: list[tuple[str, int]],
+                           auxiliaries: list[str]) -> list[Categories]:
+    if not isinstance(categories, Mapping):
+        raise TypeError("with a FusionDataset, give categories per target source: {target name: categories}, "
+                        f"but got a {type(categories).__name__}")
+    names = [n for n, _ in targets]
+    aux = sorted(set(categories) & set(auxiliaries))
+    if aux:
+        raise ValueError(f"categories were given for auxiliary source(s) {aux}: auxiliaries are drawn at their "
+                         f"fixed quota and never re-weighted; give categories for the targets {names} only")
+    unknown = sorted(set(categories) - set(names))
+    missing = [n for n in names if n not in categories]
+    if unknown or missing:
+        raise ValueError(f"categories must name every target source {names} (got unknown {unknown}, missing "
+                         f"{missing})")
+    return [Categories.from_samples(categories[name], size) for name, size in targets]
+
+
+def prior_weights(prior: Prior, categories: CategoriesLike | Mapping[str, CategoriesLike],
+                  num_samples: int, fusion: Any = None) -> np.ndarray:
+    """The prior over a sampler's weight positions: one per dataset index, or one per target index of a
+    fusion (``fusion``: its layout), each target's prior computed from its own categories."""
+    if fusion is None:
+        if isinstance(categories, Mapping):
+            raise TypeError("categories per source ({name: ...}) apply to a FusionDataset only; give one entry "
+                            "per sample")
+        return prior.weights(Categories.from_samples(categories, num_samples))
+    targets = [(s.name, int(s.size)) for s in fusion.specs[: fusion.num_targets]]
+    auxiliaries = [s.name for s in fusion.specs[fusion.num_targets:]]
+    parts = [prior.weights(c) for c in _categories_of_targets(categories, targets, auxiliaries)]
+    return np.concatenate(parts) if parts else np.ones(0)

@@ -1,0 +1,209 @@
+"""The frequency prior: weights from categories (a slow reference), multi-category max, composition with
+hardness in a fixed-length plan, fusion auxiliaries untouched, config, events and resume."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hardmine as hm
+from hardmine.config import DEFAULT_PRIOR
+from hardmine.fusion import FusionDataset
+from hardmine.prior import ClassBalanced, RepeatFactor
+from tests.strategies import priors, sample_categories
+from tests.strategies_fusion import FusionSpec, fusion_specs
+
+
+def as_sets(cats: list[int | list[int]]) -> list[set[int]]:
+    return [{c} if isinstance(c, int) else set(c) for c in cats]
+
+
+def slow_prior(cats: list[int | list[int]], kind: str, value: float) -> list[float]:
+    """The definition, one sample and one category at a time."""
+    sets = as_sets(cats)
+    counts = Counter(c for s in sets for c in s)
+    share = {c: k / len(sets) for c, k in counts.items()}
+    top = max(share.values(), default=1.0)
+
+    def weight(c: int) -> float:
+        if kind == "repeat_factor":
+            return max(1.0, math.sqrt(value / share[c]))
+        return float((top / share[c]) ** value)
+
+    return [max((weight(c) for c in s), default=1.0) for s in sets]
+
+
+def build(kind: str, value: float) -> hm.Prior:
+    return RepeatFactor(value) if kind == "repeat_factor" else ClassBalanced(value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cats=sample_categories(), prior=priors)
+def test_weights_from_categories_equal_a_slow_reference(cats: list[int | list[int]], prior: tuple[str, float]
+                                                        ) -> None:
+    got = build(*prior).weights(hm.Categories.from_samples(cats))
+    assert np.allclose(got, slow_prior(cats, *prior), rtol=1e-12, atol=0)
+    assert got.shape == (len(cats),) and bool(np.all(got >= 1.0))
+
+
+@settings(max_examples=80, deadline=None)
+@given(cats=sample_categories(), prior=priors)
+def test_a_multi_category_sample_takes_the_max_of_its_categories(cats: list[int | list[int]],
+                                                                 prior: tuple[str, float]) -> None:
+    categories = hm.Categories.from_samples(cats)
+    p = build(*prior)
+    per_category = dict(zip(categories.values.tolist(), p.category_weights(categories.sample_share()).tolist()))
+    for w, s in zip(p.weights(categories).tolist(), as_sets(cats)):
+        assert w == max((per_category[c] for c in s), default=1.0)
+
+
+def test_repeated_categories_count_once_and_arrays_read_like_lists() -> None:
+    a = hm.Categories.from_samples([[5, 5, 5], [5], [2]])
+    assert a.sample_share().tolist() == [1 / 3, 2 / 3] and a.lengths().tolist() == [1, 1, 1]
+    b = hm.Categories.from_samples(np.array([5, 5, 2]))
+    assert np.array_equal(a.codes, b.codes) and np.array_equal(a.offsets, b.offsets)
+
+
+@pytest.mark.parametrize(("cats", "message"), [
+    (["person"], "map category names to ints"),
+    ([[1, 2.5]], "must hold ints"),
+    ([1.0], "an int or an iterable of ints"),
+    (np.zeros((2, 2), dtype=np.int64), "must be 1-D"),
+    (np.array([0.5]), "must be integers"),
+])
+def test_bad_categories_are_refused_naming_the_value(cats: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        hm.Categories.from_samples(cats)
+
+
+def test_categories_must_cover_every_sample() -> None:
+    with pytest.raises(ValueError, match="expected 5, but got 4"):
+        hm.HardMiner({}, num_samples=5, categories=[0, 1, 1, 1])
+
+
+def test_categories_from_a_dataset_column_read_the_arrow_data() -> None:
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"objects": [{"category": [1, 2]}, {"category": [2]}, {"category": []}],
+                                     "label": [3, 3, 4]}).select([2, 0, 1])
+    nested = hm.Categories.from_column(ds, "objects.category")
+    assert nested.values.tolist() == [1, 2] and nested.lengths().tolist() == [0, 2, 1]
+    assert hm.Categories.from_column(ds, "label").sample_share().tolist() == [2 / 3, 1 / 3]
+    with pytest.raises(ValueError, match="no column 'boxes'"):
+        hm.Categories.from_column(ds, "boxes")
+
+
+@settings(max_examples=40, deadline=None)
+@given(cats=sample_categories(max_n=30), prior=priors, seed=st.integers(0, 2**16), k=st.integers(1, 5),
+       cap=st.one_of(st.none(), st.integers(2, 4)))
+def test_the_plan_is_prior_times_hardness_at_a_fixed_epoch_length(cats: list[int | list[int]],
+                                                                  prior: tuple[str, float], seed: int, k: int,
+                                                                  cap: int | None) -> None:
+    kind, value = prior
+    spec = {"kind": kind, ("threshold" if kind == "repeat_factor" else "power"): value}
+    n = len(cats)
+    miner = hm.HardMiner({"seed": seed, "trigger": {"kind": "epoch", "start_epoch": 0}, "guard": None,
+                          "select": {"kind": "top_k", "k": min(k, n)},
+                          "resample": {"hard_weight": 3.0, "max_repeats": cap, "prior": spec}},
+                         num_samples=n, categories=cats)
+    p = np.asarray(slow_prior(cats, kind, value))
+    assert np.allclose(miner.sampler.weights, p) and len(list(miner.sampler)) == n  # epoch 0: the prior alone
+    for epoch in range(2):
+        miner.record(np.arange(n), np.arange(n, dtype=np.float32))  # the highest indices are the hardest
+        event = miner.end_epoch(epoch)
+        hard = np.isin(np.arange(n), miner.hard_ids)
+        assert np.allclose(miner.sampler.weights, p * np.where(hard, 3.0, 1.0))
+        draws = list(miner.sampler)
+        assert len(draws) == n == event.total_draws
+        if cap is not None:
+            assert max(Counter(draws).values()) <= cap
+        assert event.prior_boosted == int((p > 1).sum())
+        assert event.boost_draws is not None and event.prior_boost_draws is not None
+        assert 0.0 <= event.prior_boost_draws <= event.boost_draws + 1e-9
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=fusion_specs(max_size=30), data=st.data(), seed=st.integers(0, 2**16))
+def test_fusion_categories_per_target_leave_the_auxiliaries_untouched(spec: FusionSpec, data: st.DataObject,
+                                                                      seed: int) -> None:
+    fusion = spec.build()
+    cats = {name: data.draw(st.lists(st.integers(0, 3), min_size=size, max_size=size))
+            for name, size, _ in spec.targets}
+    cfg = {"seed": seed, "resample": {"max_repeats": spec.max_repeats}}
+    plain = hm.HardMiner(cfg, dataset=fusion)
+    prior = hm.HardMiner(cfg, dataset=fusion, categories=cats)
+    lay = fusion.id_index()
+    t_end = lay.num_mineable
+    default = DEFAULT_PRIOR.build()
+    expect = np.concatenate([default.weights(hm.Categories.from_samples(cats[n])) for n, _, _ in spec.targets])
+    assert np.allclose(prior.sampler.weights, expect)
+    for epoch in range(2):
+        for m in (plain, prior):
+            m.sampler.set_epoch(epoch)
+        a, b = np.array(list(plain.sampler)), np.array(list(prior.sampler))
+        assert len(a) == len(b) == len(plain.sampler)
+        assert Counter(a[a >= t_end].tolist()) == Counter(b[b >= t_end].tolist())  # the auxiliary draws, exactly
+        assert prior.sampler.source_counts() == spec.expected_quotas()
+
+
+def test_fusion_categories_must_name_the_targets_only() -> None:
+    fusion = FusionDataset({"a": list(range(4))}, {"b": (list(range(10)), 0.5)})
+    with pytest.raises(ValueError, match="auxiliary source"):
+        hm.HardMiner({}, dataset=fusion, categories={"a": [0, 0, 1, 1], "b": [0] * 10})
+    with pytest.raises(ValueError, match="missing \\['a'\\]"):
+        hm.HardMiner({}, dataset=fusion, categories={})
+    with pytest.raises(TypeError, match="per target source"):
+        hm.HardMiner({}, dataset=fusion, categories=[0, 0, 1, 1])
+
+
+def test_prior_config_auto_null_and_explicit() -> None:
+    cats = [0] * 9 + [1]
+    assert hm.HardMiner({}, num_samples=10).planner.prior is None  # auto without categories: none
+    assert hm.HardMiner({"resample": {"prior": None}}, num_samples=10, categories=cats).planner.prior is None
+    auto = hm.HardMiner({}, num_samples=10, categories=cats).planner.prior
+    assert auto is not None and auto[-1] > 1.0 == auto[0]
+    explicit = hm.HardMiner({"resample": {"prior": {"kind": "repeat_factor", "threshold": 0.4}}}, num_samples=10,
+                            categories=cats)
+    assert explicit.planner.prior is not None and explicit.planner.prior[-1] == 2.0
+    with pytest.raises(ValueError, match="no categories were given"):
+        hm.HardMiner({"resample": {"prior": {"kind": "class_balanced"}}}, num_samples=10)
+    disabled = hm.HardMiner({"enabled": False}, num_samples=10, categories=cats)
+    assert disabled.planner.prior is None and sorted(disabled.sampler) == list(range(10))
+
+
+def test_event_logs_and_report_show_the_prior_share(tmp_path: Path) -> None:
+    miner = hm.HardMiner({"trigger": {"kind": "epoch", "start_epoch": 1}, "guard": None}, num_samples=20,
+                         categories=[0] * 16 + [1] * 4)
+    for epoch in range(3):
+        miner.sampler.set_epoch(epoch)
+        miner.record(np.arange(20), np.linspace(0.1, 2.0, 20))
+        event = miner.end_epoch(epoch)
+    logs = event.scalars()
+    assert logs["hardmine/prior_boosted"] == 4.0
+    assert 0.0 < logs["hardmine/prior_boost_share"] < 1.0 and "hardmine/prior_draw_share" in logs
+    first = miner.history[0].scalars()
+    assert first["hardmine/prior_boost_share"] == 1.0  # before mining, the whole boost is the prior's
+    path = miner.save(tmp_path / "m.npz")
+    from hardmine.cli import main
+
+    assert main(["report", str(path)]) == 0
+
+
+def test_resume_needs_the_same_categories(tmp_path: Path) -> None:
+    cfg = {"trigger": {"kind": "epoch", "start_epoch": 0}}
+    cats = [0] * 8 + [1] * 2
+    miner = hm.HardMiner(cfg, num_samples=10, categories=cats)
+    miner.record(np.arange(10), np.linspace(0, 1, 10))
+    miner.end_epoch(0)
+    path = miner.save(tmp_path / "m.npz")
+    again = hm.HardMiner.load(path, categories=cats)
+    assert np.array_equal(again.sampler.weights, miner.sampler.weights)
+    with pytest.raises(ValueError, match="categories"):
+        hm.HardMiner.load(path)
+    with pytest.raises(ValueError, match="categories"):
+        hm.HardMiner.load(path, categories=[0] * 5 + [1] * 5)
