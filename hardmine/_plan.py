@@ -1,4 +1,4 @@
-"""The plan arithmetic shared by every sampler: per-index copy counts, per-epoch generators, the shuffle.
+"""The plan arithmetic shared by every sampler: per-index copy counts from weights, with caps and rounding.
 
 ``plan_counts`` turns weights into copy counts that sum to exactly the number of slots. Expected counts are
 ``slots * w / sum(w)``, capped at ``max_repeats`` with the excess water-filled onto the rest. Rounding is
@@ -17,131 +17,12 @@ equal to the fractional part: the plan is unbiased. All of it is vectorised and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-_MAX_LEVELS = 256  # more distinct weights than this: round along the sorted order instead of level by level
-_SAMPLE = 4096  # weights looked at to find the levels before every weight is checked against them
-
-
-def epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
-    """A private torch generator for one epoch, derived from ``(seed, epoch, salt)`` only."""
-    state = np.random.SeedSequence([int(seed), int(epoch), int(salt)]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state >> np.uint64(1)))
-
-
-def shuffle_in_place(plan: np.ndarray, g: torch.Generator) -> None:
-    """Shuffle ``plan`` in one in-place pass, seeded from ``g`` (about 2x cheaper than randperm + gather)."""
-    np.random.Generator(np.random.PCG64(int(torch.randint(2**62, (1,), generator=g)))).shuffle(plan)
-
-
-def draw_subset(n: int, k: int, g: torch.Generator) -> np.ndarray:
-    """A uniformly random ``k``-subset of ``range(n)`` (int64, in no particular order), in O(k + n / 8) work.
-
-    For ``k < n / 2`` it draws indices with replacement into a mask until at least ``k`` are distinct,
-    then drops a uniform few: the process treats every index alike, so the distinct set (given its
-    size) is a uniform subset. That avoids a full ``randperm(n)`` for a small quota from a large pool.
-    """
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    if 2 * k >= n:
-        return torch.randperm(n, generator=g)[:k].numpy()
-    return distinct_draws(n, n, k, g)
-
-
-def distinct_draws(n: int, pool: int, k: int, g: torch.Generator,
-                   keep: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """``k`` distinct, uniformly random members of a pool of ``pool`` indices of ``range(n)``, ascending.
-
-    Indices are drawn with replacement, ``keep(drawn)`` says which are in the pool (None: all are), until at
-    least ``k`` distinct ones are in a mask; a uniform few are then dropped."""
-    mask = np.zeros(n, dtype=bool)
-    have = 0
-    goal = min(k + k // 64 + 16, (k + pool) // 2)  # aim a little above k: usually one round
-    while have < k:
-        # expected new distinct members among m draws: (pool - have) * (1 - (1 - 1/pool)**m) = goal - have
-        m = math.ceil(math.log1p(-(goal - have) / (pool - have)) / math.log1p(-1.0 / pool))
-        drawn = torch.randint(n, (m if pool == n else math.ceil(m * n / pool),), generator=g).numpy()
-        mask[drawn if keep is None else drawn[keep(drawn)]] = True
-        have = int(np.count_nonzero(mask))
-    chosen = np.flatnonzero(mask)
-    if have > k:
-        dropped = np.ones(have, dtype=bool)
-        dropped[draw_subset(have, have - k, g)] = False
-        chosen = chosen[dropped]
-    return chosen
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Validated weights (finite, >= 0): as levels (``values`` ascending, a uint8 ``codes`` entry per index)
-    when there are at most ``_MAX_LEVELS`` distinct ones (1 byte an index), else ``dense`` float64."""
-
-    values: np.ndarray | None = None
-    codes: np.ndarray | None = None
-    dense: np.ndarray | None = None
-
-    @classmethod
-    def of(cls, weights: np.ndarray) -> Weights:
-        """Validated float64 ``weights``, as levels when they have few distinct values."""
-        levels = weight_levels(weights) if weights.size else None
-        return cls(dense=weights) if levels is None else cls(*levels)
-
-    @classmethod
-    def two_levels(cls, size: int, positions: np.ndarray, weight: float) -> Weights:
-        """Weight 1 everywhere and ``weight`` at ``positions``: the plain mining plan, a byte per index.
-
-        >>> Weights.two_levels(4, np.array([2]), 3.0).array().tolist()
-        [1.0, 1.0, 3.0, 1.0]
-        """
-        codes = np.zeros(size, dtype=np.uint8)
-        if weight == 1.0:
-            return cls(np.ones(1), codes)
-        codes[positions] = 1
-        return cls(np.array([1.0, float(weight)]), codes)
-
-    def checked(self, size: int) -> Weights:
-        """Itself, when it holds ``size`` finite, non-negative weights; else ValueError saying what is wrong."""
-        if len(self) != size:
-            raise ValueError(f"weights must have one entry per sample: expected length {size}, but got "
-                             f"length {len(self)}")
-        values = self.dense if self.dense is not None else self.values
-        assert values is not None
-        if values.size and (not np.isfinite(values).all() or values.min() < 0):
-            raise ValueError(f"weights must be finite and >= 0, but got levels {values[:8].tolist()}")
-        if self.dense is None:
-            assert self.codes is not None and self.values is not None
-            if self.codes.dtype != np.uint8 or (self.codes.size and int(self.codes.max()) >= self.values.size):
-                raise ValueError(f"weight codes must be uint8 indices into the {self.values.size} levels")
-        return self
-
-    def __len__(self) -> int:
-        return int((self.codes if self.dense is None else self.dense).size)  # type: ignore[union-attr]
-
-    def array(self) -> np.ndarray:
-        """One float64 weight per index."""
-        if self.dense is not None:
-            return self.dense.copy()
-        assert self.values is not None and self.codes is not None
-        return np.asarray(self.values[self.codes], dtype=np.float64)
-
-    def part(self, lo: int, hi: int) -> Weights:
-        """The weights of indices ``lo..hi-1``."""
-        if self.dense is not None:
-            return Weights(dense=self.dense[lo:hi])
-        assert self.codes is not None
-        return Weights(self.values, self.codes[lo:hi])
-
-    def positive(self) -> int:
-        """How many indices have a weight above 0."""
-        if self.dense is not None:
-            return int(np.count_nonzero(self.dense))
-        assert self.values is not None and self.codes is not None
-        zero = np.flatnonzero(self.values == 0)
-        return len(self) - (int(np.count_nonzero(self.codes == zero[0])) if zero.size else 0)
+from hardmine._draws import distinct_draws, draw_subset
+from hardmine._weights import Weights
 
 
 def index_dtype(n: int) -> type[np.signedinteger]:
@@ -212,32 +93,6 @@ def plan_counts(weights: Weights, num_slots: int, max_repeats: int | None, g: to
         else:
             counts[pick] += 1
     return np.asarray(counts)
-
-
-def weight_levels(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(values ascending, uint8 code of each weight)`` when at most ``_MAX_LEVELS`` distinct weights; else None.
-
-    Levels are found in a sample, every weight is checked against them, and levels the sample missed (rare
-    or periodically placed ones) are sampled from the weights that did not match, a few rounds at most."""
-    values = np.empty(0, dtype=weights.dtype)
-    candidates = weights
-    for _ in range(4):
-        values = np.union1d(values, candidates[:: max(1, candidates.size // _SAMPLE)])
-        if values.size > _MAX_LEVELS:
-            return None
-        if values.size == 1:
-            codes = np.zeros(weights.size, dtype=np.uint8)
-            missed = weights != values[0]
-        elif values.size == 2:  # the usual plan (1 and hard_weight): two comparisons instead of a search
-            codes = (weights == values[1]).view(np.uint8)
-            missed = ~(weights == values[0]) & (codes == 0)
-        else:
-            codes = np.minimum(np.searchsorted(values, weights), values.size - 1).astype(np.uint8)
-            missed = values[codes] != weights
-        if not missed.any():
-            return values, codes
-        candidates = weights[missed]
-    return None
 
 
 def expected_counts(weights: np.ndarray, sizes: np.ndarray | None, num_slots: int,

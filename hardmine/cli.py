@@ -209,7 +209,8 @@ def _block_prefix(data: Any) -> str:
 
 def _explain(err: Any) -> str:
     """One pydantic error as ``field.path: message (got value)``, without the union tag in the path."""
-    from hardmine import config
+    from hardmine import _config_sections as sections
+    from hardmine.config import HardMiningConfig
 
     loc = [str(p) for p in err["loc"]]
     tags = {"trigger": ("epoch", "plateau"), "select": ("top_k", "percentile", "threshold")}
@@ -219,8 +220,8 @@ def _explain(err: Any) -> str:
         del loc[2]
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        known = {f for m in vars(config).values() if isinstance(m, type) and hasattr(m, "model_fields")
-                 for f in m.model_fields}
+        models: list[Any] = [m for m in vars(sections).values() if isinstance(m, type) and hasattr(m, "model_fields")]
+        known = {f for m in [*models, HardMiningConfig] for f in m.model_fields}
         close = difflib.get_close_matches(loc[-1], sorted(known), n=1)
         return f"{'.'.join(loc)}: unknown key{f' (did you mean {close[0]!r}?)' if close else ''}"
     got = err.get("input")

@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
+from dataclasses import asdict
 from os import PathLike
 from pathlib import Path
 from typing import Any, Union
@@ -25,16 +25,15 @@ import numpy as np
 from hardmine._serialization import load_state, save_state
 from hardmine._state import check_state, stamp
 from hardmine.buffer import RecordBuffer
-from hardmine.config import HardMiningConfig, resume_conflicts
+from hardmine.config import HardMiningConfig, check_resume
 from hardmine.event import MiningEvent, log_event, score_histogram
-from hardmine.guards import Guard, GuardChain, Verdict
+from hardmine.guards import Guard, GuardChain
 from hardmine.history import MiningHistory
 from hardmine.ids import IdSpace, MappedIds, id_space_for
-from hardmine.ledger import LedgerStats
 from hardmine.planner import Planner
 from hardmine.prior import prior_weights
 from hardmine.run_record import MINER_KIND, MINER_VERSION, RunRecord
-from hardmine.selection import Selection, select_among
+from hardmine.selection import select_among, why_none
 
 __all__ = ["HardMiner"]
 
@@ -90,13 +89,12 @@ class HardMiner:
         self.trigger = cfg.trigger.build()
         self.selector = cfg.select.build()
         self.guards = GuardChain(cfg.build_guards() if guards is None else guards)
-        self.prior = cfg.resample.build_prior(categories is not None) if cfg.enabled else None
-        prior = None
-        if self.prior is not None:
-            layout = getattr(self.id_space, "layout", None)
-            prior = prior_weights(self.prior, categories, self.num_samples, fusion=layout)
+        spec = cfg.resample.build_prior(categories is not None) if cfg.enabled else None
+        prior = None if spec is None else prior_weights(spec, categories, self.num_samples,
+                                                        fusion=getattr(self.id_space, "layout", None))
+        self.planner = Planner(cfg.resample.hard_weight, prior, None if spec is None else spec.kind)
+        if prior is not None:
             self.sampler.set_weights(prior)  # the prior applies from the first epoch on
-        self.planner = Planner(cfg.resample.hard_weight, prior)
         self.active = False
         self._history = MiningHistory()
 
@@ -178,30 +176,13 @@ class HardMiner:
             epoch=epoch, triggered=self.active, fired=fired, num_hard=len(selection or ()),
             score_cut=None if selection is None else selection.cut, num_seen=len(self.ledger),
             num_eligible=ids.size if self.active else 0, num_observed=num_observed,
-            num_skipped=self.ledger.num_skipped, excluded=self._excluded(stats, verdict, selection),
-            reason=self._reason(ids.size, selection), per_source=figures.per_source,
-            overlap_prev=None if hard is None else self._history.overlap(hard), draw_ratio=figures.draw_ratio,
-            mined_draws=figures.mined_draws, total_draws=figures.total_draws, draws_hist=figures.draws_hist,
+            num_skipped=self.ledger.num_skipped, reason=why_none(selection, ids.size, self.selector),
+            excluded={} if selection is None else self.guards.excluded(verdict, stats, self.selector),
+            overlap_prev=None if hard is None else self._history.overlap(hard),
             score_hist=score_histogram(scores) if self.active else {},
-            metric=float(metrics[monitor]) if monitor in metrics else None, prior_boosted=figures.prior_boosted,
-            prior_draws=figures.prior_draws, boost_draws=figures.boost_draws,
-            prior_boost_draws=figures.prior_boost_draws)
+            metric=float(metrics[monitor]) if monitor in metrics else None, **asdict(figures))
         log_event(event, self.guards.labels())
         return self._history.append(event, hard)
-
-    def _excluded(self, stats: LedgerStats, verdict: Verdict | None, selection: Selection | None) -> dict[str, int]:
-        """Per guard, the ids the unguarded selection would have mined that the guard kept out."""
-        if verdict is None or selection is None:
-            return {}
-        would = select_among(self.selector, stats.ids, stats.scores, len(stats)).ids
-        return self.guards.reasons(verdict.who[np.searchsorted(stats.ids, would)])
-
-    def _reason(self, num_kept: int, selection: Selection | None) -> str | None:
-        if selection is None:
-            return "trigger has not fired"
-        if len(selection):
-            return None
-        return "no id was eligible" if not num_kept else f"no eligible id met the cut of {self.selector!r}"
 
     # ------------------------------------------------------------------ state
     def _parts(self) -> dict[str, Any]:
@@ -213,23 +194,14 @@ class HardMiner:
         (``all_ranks=True``: every rank's; a collective, for a checkpoint one process writes)."""
         return stamp(MINER_KIND, MINER_VERSION, config=self.config.model_dump(mode="json"),
                      num_samples=self.num_samples, seed=self.seed, active=self.active,
-                     buffer=self.buffer.state_dict(all_ranks), prior=self._prior_state(),
+                     buffer=self.buffer.state_dict(all_ranks), prior=self.planner.fingerprint(),
                      **{k: p.state_dict() for k, p in self._parts().items()})
-
-    def _prior_state(self) -> dict[str, Any] | None:
-        """The prior is recomputed from the categories, not saved: the state keeps its kind and a checksum, so
-        that a resume with other categories (or none) is refused rather than silently re-planned."""
-        weights = self.planner.prior
-        if weights is None or self.prior is None:
-            return None
-        return {"kind": self.prior.kind, "size": int(weights.size), "boosted": int((weights > 1).sum()),
-                "crc32": zlib.crc32(np.ascontiguousarray(weights, dtype="<f8").tobytes())}
 
     def load_state_dict(self, state: dict[str, Any], where: str | None = None) -> None:
         """Continue from ``state`` (``where``: the file it came from, named in errors).
 
         Settings that decide the epoch in flight or the meaning of the saved scores must not change (see
-        :func:`~hardmine.config.resume_conflicts`): a change is a ValueError naming the field and both values.
+        :func:`~hardmine.config.check_resume`): a change is a ValueError naming the field and both values.
         Every other setting of ``self.config`` applies from the next epoch end on."""
         at = where or "a HardMiner state"
         check_state(state, MINER_KIND, MINER_VERSION, ("config", "num_samples", "seed", "active", "buffer",
@@ -237,15 +209,8 @@ class HardMiner:
         if int(state["num_samples"]) != self.num_samples:
             raise ValueError(f"{at} is for a dataset of {state['num_samples']} samples, but this miner has "
                              f"{self.num_samples}")
-        conflicts = resume_conflicts(HardMiningConfig.model_validate(state["config"]), self.config)
-        if int(state["seed"]) != self.seed:
-            conflicts.insert(0, ("seed", int(state["seed"]), self.seed))
-        if conflicts:
-            changes = "; ".join(f"{f} was {a!r} when it was saved but is {b!r} now" for f, a, b in conflicts)
-            raise ValueError(f"cannot resume from {at}: {changes}. These settings cannot change within a run "
-                             "(they decide the epoch in flight or the meaning of the saved scores): resume with "
-                             "the saved values, or start mining fresh")
-        saved_prior, prior = state.get("prior"), self._prior_state()
+        check_resume(state["config"], int(state["seed"]), self.config, self.seed, at)
+        saved_prior, prior = state.get("prior"), self.planner.fingerprint()
         if saved_prior != prior:
             raise ValueError(f"cannot resume from {at}: it was saved with the frequency prior {saved_prior}, but "
                              f"this miner has {prior}: resume with the same categories (categories=...) and "

@@ -11,7 +11,9 @@ the prior and how much from hardness.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +70,7 @@ class Planner:
     ([1.0, 1.0, 1.0, 1.0, 2.0, 3.0], 1)
     """
 
-    def __init__(self, hard_weight: float, prior: np.ndarray | None = None) -> None:
+    def __init__(self, hard_weight: float, prior: np.ndarray | None = None, kind: str | None = None) -> None:
         if not float(hard_weight) >= 1.0:
             raise ValueError(f"hard_weight must be a number >= 1, but got {hard_weight=}")
         self.hard_weight = float(hard_weight)
@@ -77,6 +79,15 @@ class Planner:
             if prior.ndim != 1 or (prior.size and not (np.isfinite(prior).all() and prior.min() >= 1.0)):
                 raise ValueError(f"prior must be a 1-D array of finite weights >= 1, but got {prior!r}")
         self.prior = prior
+        self.kind = kind  # the prior's kind (repeat_factor, class_balanced), for its fingerprint
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        """The prior is recomputed from the categories, not saved: a state keeps its kind and a checksum, so a
+        resume with other categories (or none) is refused rather than silently re-planned."""
+        if self.prior is None:
+            return None
+        return {"kind": self.kind, "size": int(self.prior.size), "boosted": int((self.prior > 1).sum()),
+                "crc32": zlib.crc32(np.ascontiguousarray(self.prior, dtype="<f8").tobytes())}
 
     def weights(self, positions: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(prior, hardness)`` over ``size`` positions: the prior, and ``hard_weight`` at ``positions``."""

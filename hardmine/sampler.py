@@ -21,17 +21,11 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from hardmine._plan import (  # Weights is re-exported: what a planner hands the sampler
-    Weights,
-    check_fillable,
-    compact_counts,
-    epoch_generator,
-    index_dtype,
-    plan_counts,
-    shuffle_in_place,
-)
+from hardmine._draws import epoch_generator, shuffle_in_place
+from hardmine._plan import check_fillable, compact_counts, index_dtype, plan_counts
 from hardmine._state import check_state, stamp
 from hardmine._validation import as_weight_array
+from hardmine._weights import Weights  # re-exported: what a planner hands the sampler
 
 __all__ = ["HardMiningSampler", "PlanSampler", "Weights"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Percentile", "Selection", "Selector", "Threshold", "TopK", "select_among"]
+__all__ = ["Percentile", "Selection", "Selector", "Threshold", "TopK", "select_among", "why_none"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,16 @@ def select_among(selector: Selector, ids: np.ndarray, scores: np.ndarray, num_se
         count = selector.count(num_seen)
         selector = TopK(count) if count else selector
     return selector.select(ids, scores)
+
+
+def why_none(selection: Selection | None, num_kept: int, selector: Selector) -> str | None:
+    """Why nothing was mined (None when something was): the trigger, no eligible id, or the cut.
+
+    >>> why_none(None, 5, TopK(2)), why_none(Selection(np.empty(0, np.int64), None), 0, TopK(2))
+    ('trigger has not fired', 'no id was eligible')
+    """
+    if selection is None:
+        return "trigger has not fired"
+    if len(selection):
+        return None
+    return "no id was eligible" if not num_kept else f"no eligible id met the cut of {selector!r}"

@@ -186,7 +186,7 @@ def test_uniform_targets_at_ratio_one_are_a_permutation_and_ratio_spreads_random
 
 
 def test_draw_subset_is_uniform_and_distinct() -> None:
-    from hardmine._plan import draw_subset
+    from hardmine._draws import draw_subset
 
     n, k, trials = 12, 4, 3000
     hits = np.zeros(n, dtype=np.int64)

@@ -14,15 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from hardmine._plan import (
-    Weights,
-    check_fillable,
-    draw_subset,
-    epoch_generator,
-    index_dtype,
-    plan_counts,
-    shuffle_in_place,
-)
+from hardmine._draws import draw_subset, epoch_generator, shuffle_in_place
+from hardmine._plan import check_fillable, index_dtype, plan_counts
+from hardmine._weights import Weights
 from hardmine.fusion._layout import MAX_SALT, FusionLayout
 from hardmine.sampler import PlanSampler
 

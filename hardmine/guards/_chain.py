@@ -15,6 +15,7 @@ from hardmine.guards._loss_tail import LossTail
 from hardmine.guards._mixture import LossMixture
 from hardmine.guards._staleness import Staleness
 from hardmine.ledger import LedgerStats
+from hardmine.selection import Selector, select_among
 
 GUARD_KINDS: dict[str, type[Guard]] = {"learnability": Learnability, "staleness": Staleness,
                                        "loss_tail": LossTail, "loss_mixture": LossMixture}
@@ -80,6 +81,13 @@ class GuardChain:
     def reasons(self, who: np.ndarray) -> dict[str, int]:
         """``{guard.name: count}`` of the attributions ``who`` (a subset of a verdict's)."""
         return count_reasons(self._guards, who)
+
+    def excluded(self, verdict: Verdict | None, stats: LedgerStats, selector: Selector) -> dict[str, int]:
+        """Per guard, the ids the unguarded selection would have mined that the guard kept out."""
+        if verdict is None:
+            return {}
+        would = select_among(selector, stats.ids, stats.scores, len(stats)).ids
+        return self.reasons(verdict.who[np.searchsorted(stats.ids, would)])
 
     def labels(self) -> dict[str, str]:
         """``{guard.name: label}``: how a log line says why ids were kept out."""
