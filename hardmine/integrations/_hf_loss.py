@@ -229,11 +229,12 @@ class PerSampleLoss:
         self.outputs.arm()
         return {k: inputs.get(k) for k in (*BOUNDARY_KEYS, "labels", "shift_labels")}
 
-    def compute(self, model: torch.nn.Module, outputs: Any, inputs: Mapping[str, Any], before: Mapping[str, Any],
-                num_samples: int) -> torch.Tensor:
+    def compute(self, model: Callable[[], torch.nn.Module], outputs: Any, inputs: Mapping[str, Any],
+                before: Mapping[str, Any], num_samples: int) -> torch.Tensor:
         """After the forward: ``Tensor[num_samples]``, detached (NaN for a sample with no valid token).
 
-        ``outputs`` are the ones ``compute_loss`` returned, if it did; else the forward hook's.
+        ``outputs`` are the ones ``compute_loss`` returned, if it did; else the forward hook's. ``model``
+        returns the unwrapped model; it is called only on the hidden-state path (unwrapping costs ms a step).
         """
         hooked = self.outputs.take()
         outputs = hooked if outputs is None else outputs
@@ -249,7 +250,7 @@ class PerSampleLoss:
         starts = segment_starts(before, per_token.shape)
         return per_sample_means(per_token, targets, num_samples, starts).detach().float()
 
-    def _token_losses(self, model: torch.nn.Module, outputs: Any,
+    def _token_losses(self, model: Callable[[], torch.nn.Module], outputs: Any,
                       before: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         captured = self.capture.take() if self.capture is not None else None
         if captured is not None:
@@ -262,7 +263,7 @@ class PerSampleLoss:
         if logits is not None:
             return token_losses_from_logits(logits, targets), targets.to(logits.device)
         hidden = output_field(outputs, "hidden_states")
-        unwrapped: Any = base_model(model)
+        unwrapped: Any = base_model(model())
         head = unwrapped.get_output_embeddings()
         if hidden is not None and head is not None:
             return token_losses_from_hidden(hidden[-1], head, targets), targets.to(hidden[-1].device)

@@ -177,8 +177,9 @@ class HardMiningTrainerMixin:
         # called as the Trainer calls it: the outputs come from a forward hook (TRL runs no extra forward)
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
         outputs = result[1] if return_outputs else None
-        unwrapped = self.accelerator.unwrap_model(model)
-        miner.record(ids.ids, self._hm_loss.compute(unwrapped, outputs, inputs, before, ids.ids.numel()), ids.indices)
+        losses = self._hm_loss.compute(lambda: self.accelerator.unwrap_model(model), outputs, inputs, before,
+                                       ids.ids.numel())
+        miner.record(ids.ids, losses, ids.indices)
         return result
 
     # ------------------------------------------------------------------ checkpoints
