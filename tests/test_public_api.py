@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import hardmine as hm
+from tests.states import states_equal
 
 CONTRACT_NAMES = {"HardMiningSampler", "LossLedger", "HardMiningConfig", "HardMiner"}
 
@@ -48,20 +49,11 @@ def test_repr_pickle_and_state_round_trip(obj: object) -> None:
     clone = pickle.loads(pickle.dumps(obj))
     state = obj.state_dict()  # type: ignore[attr-defined]
     again = clone.state_dict()  # type: ignore[attr-defined]
-    assert _equal(state, again)
+    assert states_equal(state, again)
     fresh = pickle.loads(pickle.dumps(obj))
     fresh.load_state_dict(state)  # type: ignore[attr-defined]
-    assert _equal(fresh.state_dict(), state)  # type: ignore[attr-defined]
+    assert states_equal(fresh.state_dict(), state)  # type: ignore[attr-defined]
 
-
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    return a == b
 
 
 def test_selectors_and_config_repr() -> None:

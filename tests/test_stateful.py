@@ -15,6 +15,7 @@ from hardmine.fusion import FusionDataset
 from hardmine.guards import GuardChain, Learnability, LossTail, Staleness
 from hardmine.history import MiningHistory
 from hardmine.ids import FusionIds, IndexIds, MappedIds
+from tests.states import states_equal
 
 
 def _fusion() -> FusionDataset:
@@ -81,15 +82,6 @@ PARTS: dict[str, Callable[[], Any]] = {
 }
 
 
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    return a == b
-
 
 @pytest.mark.parametrize("name", PARTS)
 def test_is_stateful_with_a_versioned_state_that_round_trips(name: str) -> None:
@@ -99,7 +91,7 @@ def test_is_stateful_with_a_versioned_state_that_round_trips(name: str) -> None:
     assert state["kind"] == name and isinstance(state["version"], int)
     fresh = pickle.loads(pickle.dumps(PARTS[name]()))
     fresh.load_state_dict(state)
-    assert _equal(fresh.state_dict(), state)
+    assert states_equal(fresh.state_dict(), state)
 
 
 @pytest.mark.parametrize("name", PARTS)
