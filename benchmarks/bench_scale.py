@@ -1,21 +1,28 @@
 """Scale: time and memory per stage of a dense run with the default guards, at N = 1M, 10M, 20M (and 50M).
 
-Per N, one miner records an epoch of losses (1,024 per call), ends it (the trigger fires at epoch 0), and
-does that again (steady state); then one weighted epoch is iterated and the miner is saved. Printed:
-- end_epoch time against the floor ``torch.randperm(N).tolist()`` (target at 20M: <= 3x);
+Per N, one miner records an epoch of losses (1,024 per call) and ends it, seven times: epoch 0 (the first end:
+the trigger fires, the ledger and guard columns are new), epochs 1-4 (steady, while the learnability guard
+warms up), epochs 5-6 (the guard judges: it keeps half of the flat-loss ids out, the selection is redone
+unguarded for the report). Then one weighted epoch is iterated and the miner is saved. Printed:
+- end_epoch time against the floor ``torch.randperm(N).tolist()``, timed right after each end_epoch so both
+  see the same machine state (target at 20M: <= 3x);
 - memory per sample (tracemalloc, i.e. NumPy and Python objects; torch's own allocations are not seen):
-  retained by the miner between epochs (target <= 40 B), peak extra during end_epoch (target <= 48 B),
+  retained by the miner between epochs (target <= 40 B), peak extra during any end_epoch (target <= 48 B),
   peak extra while iterating the sampler (chunked: no whole-epoch Python list);
-- the state file: bytes per sample (target <= 24 B for a dense run) and the save time against ``np.save``
-  of the same arrays into one file (target <= 2x).
-Timings and memory come from separate runs (tracing slows allocation). Run:
-    python benchmarks/bench_scale.py [--n 1000000 10000000 20000000] [--repeats 2]
+- the state file: bytes per sample (target <= 24 B for a dense run) and the save time against ``np.savez``
+  of the same arrays into one file (target <= 2x), and against ``np.savez`` plus the fsync hardmine's
+  durable save does; save and baselines are interleaved.
+Timings and memory come from separate runs (tracing slows allocation). ``--touch GB`` first writes that many
+GB once and frees them: on a VM that backs guest memory lazily (the Firecracker VM of docs/benchmarks.md
+takes ~2.8 s/GB on first touch, ~0.2 s/GB after) it measures the library, not the hypervisor. Run:
+    python benchmarks/bench_scale.py [--n 1000000 10000000 20000000] [--repeats 2] [--touch 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -27,8 +34,6 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import best_of  # noqa: E402
-
 from hardmine import HardMiner  # noqa: E402
 from hardmine._serialization import _split  # noqa: E402
 
@@ -48,51 +53,84 @@ def record_epoch(miner: HardMiner, losses: np.ndarray, epoch: int) -> float:
     return time.perf_counter() - t
 
 
+EPOCHS = 7  # 0: first end; 1-4: steady, the learnability guard warming up (patience 5); 5-6: it judges
+
+
+def floor(n: int) -> float:
+    t = time.perf_counter()
+    torch.randperm(n).tolist()
+    return time.perf_counter() - t
+
+
+def timed(fn: Any, settle: bool = False) -> float:
+    """Seconds ``fn()`` takes; ``settle``: write every dirty page to disk first, so that a timed write is not
+    throttled by the previous one's writeback."""
+    gc.collect()
+    if settle:
+        os.sync()
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def durable_savez(path: Path, arrays: dict[str, Any]) -> None:
+    """``np.savez`` and an fsync of the file: what a durable save of the same arrays costs at least."""
+    np.savez(path, **arrays)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def one_run(n: int, losses: np.ndarray, tmp: Path, best: dict[str, float]) -> None:
+    """One miner through EPOCHS epochs, an iterated epoch and three saves; the fastest times go into ``best``."""
+    miner = HardMiner(CONFIG, num_samples=n)
+
+    def keep(key: str, seconds: float) -> None:
+        best[key] = min(best[key], seconds)
+
+    for epoch in range(EPOCHS):
+        keep("record", record_epoch(miner, losses, epoch))
+        keep("end_first" if epoch == 0 else "end_steady" if epoch < 5 else "end_guarded",
+             timed(lambda: miner.end_epoch(epoch)))  # noqa: B023 (called at once)
+        keep("floor", floor(n))
+    assert miner.history[-1].excluded.get("not_learning", 0) > 0, "the learnability guard should judge by epoch 5"
+    keep("iterate", timed(lambda: sum(1 for _ in miner.sampler)))
+    arrays: dict[str, Any] = {}
+    _split(miner.state_dict(), arrays, "")
+    for _ in range(2):  # interleaved: the disk's state moves between writes
+        keep("save", timed(lambda: miner.save(tmp / "miner.npz"), settle=True))
+        keep("np_save", timed(lambda: np.savez(tmp / "baseline.npz", **arrays), settle=True))
+        keep("np_save_fsync", timed(lambda: durable_savez(tmp / "durable.npz", arrays), settle=True))
+    best["file"] = (tmp / "miner.npz").stat().st_size / n
+
+
 def timings(n: int, repeats: int) -> dict[str, float]:
     losses = np.random.default_rng(1).random(n).astype(np.float32)
-    best = {"record": np.inf, "end_first": np.inf, "end_steady": np.inf, "iterate": np.inf, "save": np.inf,
-            "np_save": np.inf}
-    with tempfile.TemporaryDirectory() as tmp:
+    best = dict.fromkeys(("record", "end_first", "end_steady", "end_guarded", "iterate", "save", "np_save",
+                          "np_save_fsync", "floor"), np.inf)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("HARDMINE_BENCH_DIR")) as tmp:
         for _ in range(repeats):
-            miner = HardMiner(CONFIG, num_samples=n)
-            for epoch, key in ((0, "end_first"), (1, "end_steady")):
-                best["record"] = min(best["record"], record_epoch(miner, losses, epoch))
-                t = time.perf_counter()
-                miner.end_epoch(epoch)
-                best[key] = min(best[key], time.perf_counter() - t)
-            t = time.perf_counter()
-            for _ in miner.sampler:
-                pass
-            best["iterate"] = min(best["iterate"], time.perf_counter() - t)
-            t = time.perf_counter()
-            path = miner.save(Path(tmp) / "miner.npz")
-            best["save"] = min(best["save"], time.perf_counter() - t)
-            best["file"] = path.stat().st_size / n
-            arrays: dict[str, Any] = {}
-            _split(miner.state_dict(), arrays, "")
-            t = time.perf_counter()
-            np.savez(Path(tmp) / "baseline.npz", **arrays)  # the same arrays, as NumPy writes them
-            best["np_save"] = min(best["np_save"], time.perf_counter() - t)
-            del miner, arrays
+            one_run(n, losses, Path(tmp), best)
             gc.collect()
-    best["floor"] = best_of(lambda: torch.randperm(n).tolist(), repeats)
     return best
 
 
 def memory(n: int) -> dict[str, float]:
-    """Bytes per sample: retained between epochs, peak extra in end_epoch, peak extra iterating."""
+    """Bytes per sample: retained between epochs, peak extra in any end_epoch, peak extra iterating."""
     losses = np.random.default_rng(1).random(n).astype(np.float32)
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     miner = HardMiner(CONFIG, num_samples=n)
-    out: dict[str, float] = {}
-    for epoch in range(2):
+    out: dict[str, float] = {"end_peak": 0.0}
+    for epoch in range(EPOCHS):
         record_epoch(miner, losses, epoch)
         before = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         miner.end_epoch(epoch)
-        out["end_peak"] = (tracemalloc.get_traced_memory()[1] - before) / n
+        out["end_peak"] = max(out["end_peak"], (tracemalloc.get_traced_memory()[1] - before) / n)
         out["retained"] = (tracemalloc.get_traced_memory()[0] - base) / n
     before = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
@@ -103,22 +141,34 @@ def memory(n: int) -> dict[str, float]:
     return out
 
 
+def touch(gb: float) -> float:
+    """Write ``gb`` GB once and free them; returns the seconds it took."""
+    t = time.perf_counter()
+    block = np.ones(int(gb * 2**30) // 8)
+    del block
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000, 20_000_000])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--touch", type=float, default=0.0, help="GB to write once before measuring")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print("N           floor  record  end_epoch first / steady (x floor)   iterate  retained  end peak  iter peak"
-          "  file    save / np.save", flush=True)
+    if args.touch:
+        print(f"touched {args.touch:g} GB first in {touch(args.touch):.1f}s", flush=True)
+    print("N           floor  record  end_epoch first / steady / guarded (x floor)            iterate  retained"
+          "  end peak  iter peak  file   save / np.savez / +fsync", flush=True)
     for n in args.n:
         t = timings(n, args.repeats)
         m = memory(n)
-        first = t["end_first"] / t["floor"]
-        print(f"{n:>11,} {t['floor']:5.2f}s {t['record']:6.2f}s {t['end_first']:6.2f}s ({first:.2f}x)"
-              f" / {t['end_steady']:5.2f}s ({t['end_steady'] / t['floor']:.2f}x)  {t['iterate']:6.2f}s"
+        f = t["floor"]
+        ends = " / ".join(f"{t[k]:5.2f}s ({t[k] / f:.2f}x)" for k in ("end_first", "end_steady", "end_guarded"))
+        print(f"{n:>11,} {f:5.2f}s {t['record']:6.2f}s {ends}  {t['iterate']:6.2f}s"
               f"  {m['retained']:5.1f} B  {m['end_peak']:5.1f} B  {m['iterate_peak']:6.2f} B  {t['file']:4.1f} B"
-              f"  {t['save']:5.2f}s / {t['np_save']:5.2f}s ({t['save'] / t['np_save']:.2f}x)", flush=True)
+              f"  {t['save']:5.2f}s / {t['np_save']:5.2f}s ({t['save'] / t['np_save']:.2f}x)"
+              f" / {t['np_save_fsync']:5.2f}s ({t['save'] / t['np_save_fsync']:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,9 @@ class Table:
         ``hit`` is None, column by column."""
         seen = self.count > 0
         num_seen = int(np.count_nonzero(seen))
+        if num_seen and self.aggregate == "ema":
+            self._sweep_ema(dense, hit, seen, num_seen, epoch)
+            return
         new = dense  # no slot has a score yet: nothing to combine with
         if num_seen:
             new = self._combine(self.score, self.count, dense)
@@ -126,6 +129,27 @@ class Table:
             np.copyto(self.last, np.int32(epoch), where=hit)
         if num_seen < seen.size:
             np.copyto(self.first, dense, where=~seen if hit is None else hit & ~seen)
+
+    def _sweep_ema(self, dense: np.ndarray, hit: np.ndarray | None, seen: np.ndarray, num_seen: int,
+                   epoch: int) -> None:
+        """:meth:`_sweep` for an EMA, in place: the same float32 arithmetic as :meth:`_combine` without a new
+        column (``dense`` is scratch). A slot's first loss is stored first and then starts its score."""
+        fresh = None if num_seen == seen.size else ~seen if hit is None else hit & ~seen
+        if fresh is not None:
+            np.copyto(self.first, dense, where=fresh)
+        d = np.float32(self.decay)
+        where = True if hit is None else hit
+        np.multiply(self.score, d, out=self.score, where=where)
+        np.multiply(dense, np.float32(1.0) - d, out=dense, where=where)
+        np.add(self.score, dense, out=self.score, where=where)
+        if fresh is not None:
+            np.copyto(self.score, self.first, where=fresh)
+        if hit is None:
+            self.count += 1
+            self.last.fill(epoch)
+        else:
+            self.count += hit
+            np.copyto(self.last, np.int32(epoch), where=hit)
 
     def _fold_single(self, slots: np.ndarray, x: np.ndarray, epoch: int) -> None:
         """Each slot appears once: gather the touched records, update them, scatter them back."""

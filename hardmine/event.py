@@ -15,6 +15,7 @@ __all__ = ["MiningEvent"]
 
 logger = logging.getLogger("hardmine")
 
+_BLOCK = 1 << 20  # scores whose logs are taken at once
 _SCORE_BINS = 30
 
 
@@ -120,11 +121,14 @@ def score_histogram(scores: np.ndarray) -> dict[str, list[float]]:
         return {}
     x = np.asarray(scores, dtype=np.float32)  # the ledger's precision: enough for 30 bins, half the memory traffic
     lo, hi = float(x.min()), float(x.max())
-    if lo > 0 and hi / lo > 10:  # uniform bins of log(score): NumPy's fast path, then back to scores
-        counts, log_edges = np.histogram(np.log(x), bins=_SCORE_BINS, range=(np.log(lo), np.log(hi)))
-        return {"counts": counts.tolist(), "edges": np.exp(log_edges).tolist()}
-    counts, edges = np.histogram(x, bins=_SCORE_BINS)
-    return {"counts": counts.tolist(), "edges": edges.tolist()}
+    log = lo > 0 and hi / lo > 10  # uniform bins of log(score), then back to scores
+    span = (math.log(lo), math.log(hi)) if log else (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    counts = np.zeros(_SCORE_BINS, dtype=np.int64)
+    for start in range(0, x.size, _BLOCK):  # float64, a block at a time: the extremes fall inside, no full copy
+        block = x[start : start + _BLOCK].astype(np.float64)
+        counts += np.histogram(np.log(block, out=block) if log else block, bins=_SCORE_BINS, range=span)[0]
+    edges = np.histogram_bin_edges(span, bins=_SCORE_BINS, range=span)
+    return {"counts": counts.tolist(), "edges": (np.exp(edges) if log else edges).tolist()}
 
 
 def log_event(event: MiningEvent, labels: dict[str, str]) -> None:

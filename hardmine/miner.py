@@ -166,8 +166,9 @@ class HardMiner:
         seen = self.ledger.stats(self.config.min_observations, copy=False)  # views: read within this call
         stats = self.id_space.eligible(seen)
         verdict = self.guards.judge(stats, epoch) if len(self.guards) else None
-        ids, scores = (stats.ids, stats.scores) if verdict is None else (stats.ids[verdict.kept],
-                                                                            stats.scores[verdict.kept])
+        ids, scores = stats.ids, stats.scores
+        if verdict is not None and not verdict.kept.all():
+            ids, scores = ids[verdict.kept], scores[verdict.kept]
         selection = select_among(self.selector, ids, scores, len(stats)) if self.active else None
         hard = None if selection is None else selection.ids
         figures = self.planner.plan(self.sampler, None if hard is None else self.id_space.positions(hard), epoch + 1)

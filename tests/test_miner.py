@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hardmine as hm
 
@@ -235,3 +237,21 @@ def test_two_gloo_ranks_agree_and_see_every_sample(tmp_path: Path) -> None:
     assert [e["num_observed"] for e in r0["events"]] == [101, 101, 101]
     logged = [line for line in proc.stderr.splitlines() if "hardmine: mining triggered at epoch 1" in line]
     assert len(logged) == 1 and logged[0].startswith("rank0: "), proc.stderr[-3000:]  # one line per run
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(2.0**-20, 2.0**20, width=32), min_size=1, max_size=300),
+       st.integers(1, 64))
+def test_score_histogram_counts_every_score_whatever_the_block(scores: list[float], block: int) -> None:
+    """The event's histogram holds every eligible score once (the lowest and highest included), and taking
+    the logs a block at a time gives the counts of one pass."""
+    from hardmine import event
+
+    x = np.array(scores, dtype=np.float32)
+    whole = event.score_histogram(x)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(event, "_BLOCK", block)
+        blocked = event.score_histogram(x)
+    assert blocked == whole
+    assert sum(whole["counts"]) == x.size
+    assert len(whole["edges"]) == len(whole["counts"]) + 1 and whole["edges"] == sorted(whole["edges"])

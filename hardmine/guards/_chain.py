@@ -69,7 +69,8 @@ class GuardChain:
 
     def judge(self, stats: LedgerStats, epoch: int) -> Verdict:
         """Run every guard (stateful ones must see every epoch, mining or not) and attribute each exclusion."""
-        who = np.full(len(stats), -1, dtype=np.int64)
+        small = len(self._guards) < 128
+        who: np.ndarray = np.full(len(stats), -1, dtype=np.int8 if small else np.int64)  # a byte an id
         for i, guard in enumerate(self._guards):
             mask = np.asarray(guard.exclude(stats, epoch), dtype=bool)
             if mask.shape != who.shape:
@@ -86,8 +87,11 @@ class GuardChain:
         """Per guard, the ids the unguarded selection would have mined that the guard kept out."""
         if verdict is None:
             return {}
+        if verdict.kept.all():  # nobody was kept out: no selection to redo
+            return self.reasons(verdict.who[:0])
         would = select_among(selector, stats.ids, stats.scores, len(stats)).ids
-        return self.reasons(verdict.who[np.searchsorted(stats.ids, would)])
+        dense = stats.ids.size and stats.ids[0] == 0 and stats.ids[-1] == stats.ids.size - 1  # ids 0..n-1
+        return self.reasons(verdict.who[would if dense else np.searchsorted(stats.ids, would)])
 
     def labels(self) -> dict[str, str]:
         """``{guard.name: label}``: how a log line says why ids were kept out."""

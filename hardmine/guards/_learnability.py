@@ -54,11 +54,9 @@ class Learnability(Guard):
         self._epoch = epoch
         rows = self._rows_for(stats.ids)
         scores = np.asarray(stats.scores, dtype=np.float32)
-        out = np.zeros(scores.size, dtype=bool)
-        if scores.size:
-            cut = np.quantile(scores, self.quantile) if self.quantile > 0 else -np.inf
-            ref, tracked = self._ref[rows], self._tracked[rows]
-            out = (tracked >= self.patience) & (scores >= cut) & (scores >= ref * (1.0 - self.min_drop))
+        out = (self._tracked[rows] >= self.patience) & (scores >= self._ref[rows] * np.float32(1.0 - self.min_drop))
+        if self.quantile > 0 and out.any():  # in the warm-up no id is a candidate: no quantile to take
+            out &= scores >= np.quantile(scores, self.quantile)
         self._pending[rows] = scores
         return out
 
@@ -112,7 +110,9 @@ class Learnability(Guard):
         return pos
 
     def _state(self) -> dict[str, Any]:
-        return {"ids": self._tracked_ids().copy(), "ref": self._ref.copy(), "pending": self._pending.copy(),
+        ids = self._tracked_ids()  # a new arange for a dense range, else the live array: copy that one
+        return {"ids": ids if self._dense is not None else ids.copy(), "ref": self._ref.copy(),
+                "pending": self._pending.copy(),
                 "tracked": self._tracked.copy(), "epoch": -1 if self._epoch is None else self._epoch}
 
     def _load(self, state: Mapping[str, Any]) -> None:
