@@ -8,7 +8,8 @@ unguarded for the report). Then one weighted epoch is iterated and the miner is 
   see the same machine state (target at 20M: <= 3x);
 - memory per sample (tracemalloc, i.e. NumPy and Python objects; torch's own allocations are not seen):
   retained by the miner between epochs (target <= 40 B), peak extra during any end_epoch (target <= 48 B),
-  peak extra while iterating the sampler (chunked: no whole-epoch Python list);
+  peak extra while iterating the sampler (chunked: no whole-epoch Python list) and while saving (streamed from
+  the live arrays: no copy of the state);
 - the state file: bytes per sample (target <= 24 B for a dense run) and the save time against ``np.savez``
   of the same arrays into one file (target <= 2x), and against ``np.savez`` plus the fsync hardmine's
   durable save does; save and baselines are interleaved.
@@ -118,7 +119,7 @@ def timings(n: int, repeats: int) -> dict[str, float]:
 
 
 def memory(n: int) -> dict[str, float]:
-    """Bytes per sample: retained between epochs, peak extra in any end_epoch, peak extra iterating."""
+    """Bytes per sample: retained between epochs, peak extra in any end_epoch, iterating, and saving."""
     losses = np.random.default_rng(1).random(n).astype(np.float32)
     gc.collect()
     tracemalloc.start()
@@ -137,6 +138,11 @@ def memory(n: int) -> dict[str, float]:
     for _ in miner.sampler:
         pass
     out["iterate_peak"] = (tracemalloc.get_traced_memory()[1] - before) / n
+    with tempfile.TemporaryDirectory(dir=os.environ.get("HARDMINE_BENCH_DIR")) as tmp:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        miner.save(Path(tmp) / "miner.npz")
+        out["save_peak"] = (tracemalloc.get_traced_memory()[1] - before) / n
     tracemalloc.stop()
     return out
 
@@ -159,7 +165,7 @@ def main() -> None:
     if args.touch:
         print(f"touched {args.touch:g} GB first in {touch(args.touch):.1f}s", flush=True)
     print("N           floor  record  end_epoch first / steady / guarded (x floor)            iterate  retained"
-          "  end peak  iter peak  file   save / np.savez / +fsync", flush=True)
+          "  end peak  iter peak  file   save peak  save / np.savez / +fsync", flush=True)
     for n in args.n:
         t = timings(n, args.repeats)
         m = memory(n)
@@ -167,6 +173,7 @@ def main() -> None:
         ends = " / ".join(f"{t[k]:5.2f}s ({t[k] / f:.2f}x)" for k in ("end_first", "end_steady", "end_guarded"))
         print(f"{n:>11,} {f:5.2f}s {t['record']:6.2f}s {ends}  {t['iterate']:6.2f}s"
               f"  {m['retained']:5.1f} B  {m['end_peak']:5.1f} B  {m['iterate_peak']:6.2f} B  {t['file']:4.1f} B"
+              f"  {m['save_peak']:5.1f} B"
               f"  {t['save']:5.2f}s / {t['np_save']:5.2f}s ({t['save'] / t['np_save']:.2f}x)"
               f" / {t['np_save_fsync']:5.2f}s ({t['save'] / t['np_save_fsync']:.2f}x)", flush=True)
 

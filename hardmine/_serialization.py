@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from hardmine._state import IdRange
+
 _MAGIC = "hardmine-state"
 _TMP = ".tmp"
 _ARRAY = "__array__"
@@ -56,6 +58,8 @@ def _compact(a: np.ndarray) -> np.ndarray:
 
 
 def _split(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
+    if isinstance(obj, IdRange):
+        return {_RANGE: obj.size, "dtype": "<i8"}
     if isinstance(obj, np.ndarray):
         if _is_range(obj):
             return {_RANGE: int(obj.size), "dtype": obj.dtype.str}

@@ -8,7 +8,31 @@ ValueError that says what differs, never a bare KeyError halfway through a load.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """``arange(size)`` not built: what a state written out at once (``state_dict(copy=False)``) holds for a
+    dense id range. The state file stores it as its length; loading gives the array back.
+
+    >>> IdRange(3).array().tolist()
+    [0, 1, 2]
+    """
+
+    size: int
+
+    def array(self) -> np.ndarray:
+        return np.arange(self.size, dtype=np.int64)
+
+
+def owned(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its top-level arrays copied and its :class:`IdRange` built: nothing shared with live state."""
+    return {k: v.array() if isinstance(v, IdRange) else v.copy() if isinstance(v, np.ndarray) else v
+            for k, v in state.items()}
 
 
 @runtime_checkable
@@ -78,8 +102,14 @@ class Versioned:
     def _load(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`_state` returned (kind, version and keys already checked)."""
 
-    def state_dict(self) -> dict[str, Any]:
-        return stamp(type(self).__name__, self._STATE_VERSION, **self._state())
+    def _state_view(self) -> dict[str, Any]:
+        """:meth:`_state` without copies (arrays may be views of the live state); by default :meth:`_state`."""
+        return self._state()
+
+    def state_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        """This object's state; ``copy=False`` may share arrays with the live state (valid until it changes) and
+        hold :class:`IdRange` for a dense id range: for writing out at once, as ``HardMiner.save`` does."""
+        return stamp(type(self).__name__, self._STATE_VERSION, **(self._state() if copy else self._state_view()))
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`; a state of another kind or version is refused, naming both."""

@@ -40,8 +40,11 @@ class Records:
 
     def mean_loss(self) -> float | None:
         """The mean of the finite losses (None when there is none)."""
-        finite = self.losses[np.isfinite(self.losses)]
-        return float(finite.mean()) if finite.size else None
+        finite = np.isfinite(self.losses)
+        if finite.all():  # the usual case: the mean of the losses themselves, without a filtered copy
+            return float(self.losses.mean()) if self.losses.size else None
+        kept = self.losses[finite]
+        return float(kept.mean()) if kept.size else None
 
 
 def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._state import Versioned
+from hardmine._state import Versioned, owned
 from hardmine.event import MiningEvent
 
 __all__ = ["MiningHistory"]
@@ -60,9 +60,12 @@ class MiningHistory(Versioned):
         """Every id mined so far (ascending) and in how many epochs it was mined."""
         return self._mined_ids.copy(), self._mined_epochs.copy()
 
+    def _state_view(self) -> dict[str, Any]:
+        return {"events": [e.to_dict() for e in self.events], "hard_ids": self.hard_ids,
+                "mined_ids": self._mined_ids, "mined_epochs": self._mined_epochs}
+
     def _state(self) -> dict[str, Any]:
-        return {"events": [e.to_dict() for e in self.events], "hard_ids": self.hard_ids.copy(),
-                "mined_ids": self._mined_ids.copy(), "mined_epochs": self._mined_epochs.copy()}
+        return owned(self._state_view())
 
     def _load(self, state: Mapping[str, Any]) -> None:
         mined, epochs = (np.asarray(state[k], dtype=np.int64) for k in ("mined_ids", "mined_epochs"))

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine._state import Versioned, check_same
+from hardmine._state import Versioned, check_same, owned
 from hardmine._validation import as_id_array
 from hardmine.fusion._layout import FusionLayout
 from hardmine.fusion._sampler import FusionSampler
@@ -122,8 +122,11 @@ class MappedIds(IdSpace):
     def positions(self, ids: np.ndarray) -> np.ndarray:
         return np.flatnonzero(np.isin(self.index_ids, ids))
 
+    def _state_view(self) -> dict[str, Any]:
+        return {"num_samples": self.num_samples, "index_ids": self.index_ids}
+
     def _state(self) -> dict[str, Any]:
-        return {"num_samples": self.num_samples, "index_ids": self.index_ids.copy()}
+        return owned(self._state_view())
 
     def _load(self, state: Mapping[str, Any]) -> None:
         super()._load(state)

@@ -16,7 +16,7 @@ import numpy as np
 
 from hardmine._ledger_keys import SparseKeys
 from hardmine._ledger_table import Table, rows_of
-from hardmine._state import check_state, stamp
+from hardmine._state import IdRange, check_state, stamp
 from hardmine._validation import as_id_array, as_loss_array
 
 __all__ = ["AGGREGATES", "IdIndex", "LedgerStats", "LossLedger"]
@@ -235,13 +235,22 @@ class LossLedger:
         return slots
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """The observed ids (ascending) with their columns; loadable by any ledger that accepts the ids."""
-        st = self.stats()
+    def state_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        """The observed ids (ascending) with their columns; loadable by any ledger that accepts the ids.
+
+        ``copy=False`` may share the columns with the table and give a dense id range as an
+        :class:`~hardmine._state.IdRange` (for writing out at once, as ``HardMiner.save`` does)."""
+        self._fold()
+        ids: Any
+        if not copy and isinstance(self._index, _RangeIndex) and bool(np.all(self._table.count > 0)):
+            ids, columns = IdRange(self._table.size), self._table.take(slice(None), copy=False)  # every id seen
+        else:
+            st = self.stats(copy=copy)
+            ids, columns = st.ids, (st.scores, st.counts, st.first, st.last_seen)
         return stamp("LossLedger", _STATE_VERSION, aggregate=self.aggregate, ema_decay=self.ema_decay,
                      size=None if self._index is None else int(self._index.size), epoch=self.epoch,
-                     num_skipped=self.num_skipped, ids=st.ids, scores=st.scores, counts=st.counts, first=st.first,
-                     last_seen=st.last_seen)
+                     num_skipped=self.num_skipped, ids=ids, **dict(zip(("scores", "counts", "first", "last_seen"),
+                                                                       columns)))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         columns = ("scores", "counts", "first", "last_seen")

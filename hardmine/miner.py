@@ -167,8 +167,10 @@ class HardMiner:
         stats = self.id_space.eligible(seen)
         verdict = self.guards.judge(stats, epoch) if len(self.guards) else None
         ids, scores = stats.ids, stats.scores
-        if verdict is not None and not verdict.kept.all():
-            ids, scores = ids[verdict.kept], scores[verdict.kept]
+        kept = None if verdict is None else verdict.kept
+        if kept is not None and not kept.all():
+            ids, scores = ids[kept], scores[kept]
+        del kept
         selection = select_among(self.selector, ids, scores, len(stats)) if self.active else None
         hard = None if selection is None else selection.ids
         figures = self.planner.plan(self.sampler, None if hard is None else self.id_space.positions(hard), epoch + 1)
@@ -190,13 +192,16 @@ class HardMiner:
         return {"id_space": self.id_space, "ledger": self.ledger, "trigger": self.trigger, "guards": self.guards,
                 "sampler": self.sampler, "history": self._history}
 
-    def state_dict(self, all_ranks: bool = False) -> dict[str, Any]:
+    def state_dict(self, all_ranks: bool = False, *, copy: bool = True) -> dict[str, Any]:
         """Everything needed to continue bit for bit, with this rank's not-yet-gathered records
-        (``all_ranks=True``: every rank's; a collective, for a checkpoint one process writes)."""
+        (``all_ranks=True``: every rank's; a collective, for a checkpoint one process writes).
+
+        ``copy=False`` shares arrays with the live parts instead of copying them (valid until the next
+        ``record`` or ``end_epoch``): what :meth:`save` writes out at once, with no full in-memory copy."""
         return stamp(MINER_KIND, MINER_VERSION, config=self.config.model_dump(mode="json"),
                      num_samples=self.num_samples, seed=self.seed, active=self.active,
                      buffer=self.buffer.state_dict(all_ranks), prior=self.planner.fingerprint(),
-                     **{k: p.state_dict() for k, p in self._parts().items()})
+                     **{k: p.state_dict(copy=copy) for k, p in self._parts().items()})
 
     def load_state_dict(self, state: dict[str, Any], where: str | None = None) -> None:
         """Continue from ``state`` (``where``: the file it came from, named in errors).
@@ -231,7 +236,7 @@ class HardMiner:
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Write state and history to one ``.npz`` file (what ``hardmine report`` reads)."""
-        save_state(self.state_dict(), path, kind=MINER_KIND)
+        save_state(self.state_dict(copy=False), path, kind=MINER_KIND)  # streamed from the live arrays
         return Path(path)
 
     @classmethod

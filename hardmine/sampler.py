@@ -111,6 +111,7 @@ class PlanSampler(Sampler[int]):
     def _plan(self) -> tuple[np.ndarray, np.ndarray | None]:
         key = (self.epoch, self._weights_version)
         if self._cache is None or self._cache[0] != key:
+            self._cache = None  # the old plan goes first (an iterator still running keeps its own reference)
             self._cache = (key, *self._build_plan())
         return self._cache[1], self._cache[2]
 
@@ -138,12 +139,14 @@ class PlanSampler(Sampler[int]):
         """What a state must match to be loaded here (sizes, sources)."""
         return {}
 
-    def state_dict(self) -> dict[str, Any]:
-        """Seed, epoch, cap, layout and the weights (as levels and a byte per index when they have few values)."""
+    def state_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        """Seed, epoch, cap, layout and the weights (as levels and a byte per index when they have few values);
+        ``copy=False`` shares the dense weights with the sampler (for writing out at once)."""
         w = self._weights
         weights: Any = None
         if w is not None:
-            weights = w.dense.copy() if w.dense is not None else {"values": w.values, "codes": w.codes}
+            dense = None if w.dense is None else w.dense.copy() if copy else w.dense
+            weights = dense if dense is not None else {"values": w.values, "codes": w.codes}
         return stamp(self._KIND, self._VERSION, seed=self.seed, epoch=self.epoch, max_repeats=self.max_repeats,
                      weights=weights, **self._layout())
 

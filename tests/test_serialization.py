@@ -11,6 +11,7 @@ import pytest
 
 import hardmine as hm
 from hardmine._serialization import load_state, save_state
+from hardmine._state import IdRange
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
@@ -79,3 +80,55 @@ def test_a_dense_run_writes_few_bytes_per_sample(tmp_path: Path) -> None:
         miner.end_epoch(epoch)
     size = miner.save(tmp_path / "m.npz").stat().st_size
     assert size / n <= 24, size / n
+
+
+def _dense_miner(n: int, epochs: int, **kwargs: object) -> hm.HardMiner:
+    miner = hm.HardMiner({"trigger": {"kind": "epoch", "start_epoch": 0}}, num_samples=n, **kwargs)
+    rng = np.random.default_rng(0)
+    for epoch in range(epochs):
+        miner.sampler.set_epoch(epoch)
+        order = np.fromiter(miner.sampler, dtype=np.int64, count=n)
+        miner.record(order, rng.random(n).astype(np.float32))
+        miner.end_epoch(epoch)
+    return miner
+
+
+@pytest.mark.parametrize(("custom_ids", "limit"), [(False, 8), (True, 26)])
+def test_save_streams_the_live_arrays_without_a_copy_and_loads_the_same_state(tmp_path: Path, custom_ids: bool,
+                                                                               limit: float) -> None:
+    """``save`` writes ``state_dict(copy=False)``: a dense run holds no copy of its state (peak extra memory a
+    few bytes a sample, where the state is ~37 B a sample); arbitrary ids cost one copy of the ledger in id
+    order (24 B an id: the state lists ids ascending). The file loads back to exactly ``state_dict()``."""
+    import tracemalloc
+
+    from tests.states import states_equal
+
+    n = 100_000
+    miner = _dense_miner(n, 6)  # the learnability guard judges from epoch 5 on
+    if custom_ids:
+        miner = hm.HardMiner({"trigger": {"kind": "epoch", "start_epoch": 0}}, num_samples=n, custom_ids=True)
+        ids = np.arange(n, dtype=np.int64) * 7 + 3
+        for epoch in range(3):
+            miner.record(ids, np.random.default_rng(epoch).random(n), indices=np.arange(n))
+            miner.end_epoch(epoch)
+    miner.save(tmp_path / "warm.npz")  # imports and first-call caches outside the measurement
+    tracemalloc.start()
+    miner.save(tmp_path / "m.npz")
+    peak = tracemalloc.get_traced_memory()[1] / n
+    tracemalloc.stop()
+    assert peak < limit, f"save held {peak:.1f} B/sample extra"
+    assert states_equal(load_state(tmp_path / "m.npz", kind="HardMiner"), miner.state_dict())
+
+
+def test_a_state_without_copies_shares_the_live_arrays_and_a_copied_one_does_not() -> None:
+    n = 5_000
+    miner = _dense_miner(n, 6)
+    live = miner.ledger._table.score
+    view, owned = miner.state_dict(copy=False), miner.state_dict()
+    assert np.shares_memory(view["ledger"]["scores"], live)
+    assert not np.shares_memory(owned["ledger"]["scores"], live)
+    assert isinstance(view["ledger"]["ids"], IdRange)  # a dense range is not built
+    guard_view, guard_owned = view["guards"]["guards"][0], owned["guards"]["guards"][0]
+    assert np.shares_memory(guard_view["ref"], miner.guards[0]._ref)
+    assert not any(np.shares_memory(guard_owned[k], getattr(miner.guards[0], f"_{k}"))
+                   for k in ("ref", "pending", "tracked"))

@@ -76,7 +76,7 @@ class GuardChain:
             if mask.shape != who.shape:
                 raise ValueError(f"{type(guard).__name__}.exclude returned shape {mask.shape}, "
                                  f"expected {who.shape} (one flag per id in stats)")
-            who[(who < 0) & mask] = i
+            who[mask if i == 0 else (who < 0) & mask] = i
         return Verdict(who)
 
     def reasons(self, who: np.ndarray) -> dict[str, int]:
@@ -97,8 +97,8 @@ class GuardChain:
         """``{guard.name: label}``: how a log line says why ids were kept out."""
         return {g.name: g.label for g in self._guards}
 
-    def state_dict(self) -> dict[str, Any]:
-        return stamp("GuardChain", _STATE_VERSION, guards=[g.state_dict() for g in self._guards])
+    def state_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        return stamp("GuardChain", _STATE_VERSION, guards=[g.state_dict(copy=copy) for g in self._guards])
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         check_state(state, "GuardChain", _STATE_VERSION, ("guards",))

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hardmine._state import IdRange, owned
 from hardmine.guards._base import Guard, check_fraction, check_int
 from hardmine.ledger import LedgerStats
 
@@ -109,11 +110,12 @@ class Learnability(Guard):
             pos = np.searchsorted(self._ids, ids)
         return pos
 
+    def _state_view(self) -> dict[str, Any]:
+        return {"ids": IdRange(self._dense) if self._dense is not None else self._ids, "ref": self._ref,
+                "pending": self._pending, "tracked": self._tracked, "epoch": -1 if self._epoch is None else self._epoch}
+
     def _state(self) -> dict[str, Any]:
-        ids = self._tracked_ids()  # a new arange for a dense range, else the live array: copy that one
-        return {"ids": ids if self._dense is not None else ids.copy(), "ref": self._ref.copy(),
-                "pending": self._pending.copy(),
-                "tracked": self._tracked.copy(), "epoch": -1 if self._epoch is None else self._epoch}
+        return owned(self._state_view())
 
     def _load(self, state: Mapping[str, Any]) -> None:
         ids = np.asarray(state["ids"], dtype=np.int64)

@@ -197,7 +197,7 @@ class HardMiningTrainerMixin:
 
         A collective: call it on every rank. The process that saves checkpoints writes, atomically and durably.
         """
-        state = self._hm_ensure_miner().state_dict(all_ranks=True)
+        state = self._hm_ensure_miner().state_dict(all_ranks=True, copy=False)  # written out at once
         if self.args.should_save:
             save_state(state, os.path.join(folder, STATE_FILE), kind=MINER_KIND)
 
