@@ -33,6 +33,11 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+def is_dense_range(ids: np.ndarray) -> bool:
+    """Whether ascending unique ``ids`` are exactly ``0..ids.size-1`` (two reads)."""
+    return bool(ids.size and ids[0] == 0 and ids[-1] == ids.size - 1)
+
+
 @runtime_checkable
 class IdIndex(Protocol):
     """Maps logical sample ids to dense table slots and back (see ``FusionDataset.id_index``)."""

@@ -145,8 +145,7 @@ class PlanSampler(Sampler[int]):
         w = self._weights
         weights: Any = None
         if w is not None:
-            dense = None if w.dense is None else w.dense.copy() if copy else w.dense
-            weights = dense if dense is not None else {"values": w.values, "codes": w.codes}
+            weights = {"values": w.values, "codes": w.codes} if w.dense is None else w.dense.copy() if copy else w.dense
         return stamp(self._KIND, self._VERSION, seed=self.seed, epoch=self.epoch, max_repeats=self.max_repeats,
                      weights=weights, **self._layout())
 

@@ -14,7 +14,7 @@ from hardmine.guards._learnability import Learnability
 from hardmine.guards._loss_tail import LossTail
 from hardmine.guards._mixture import LossMixture
 from hardmine.guards._staleness import Staleness
-from hardmine.ledger import LedgerStats
+from hardmine.ledger import LedgerStats, is_dense_range
 from hardmine.selection import Selector, select_among
 
 GUARD_KINDS: dict[str, type[Guard]] = {"learnability": Learnability, "staleness": Staleness,
@@ -90,7 +90,7 @@ class GuardChain:
         if verdict.kept.all():  # nobody was kept out: no selection to redo
             return self.reasons(verdict.who[:0])
         would = select_among(selector, stats.ids, stats.scores, len(stats)).ids
-        dense = stats.ids.size and stats.ids[0] == 0 and stats.ids[-1] == stats.ids.size - 1  # ids 0..n-1
+        dense = is_dense_range(stats.ids)  # positions are the ids themselves
         return self.reasons(verdict.who[would if dense else np.searchsorted(stats.ids, would)])
 
     def labels(self) -> dict[str, str]:
@@ -123,7 +123,7 @@ def apply_guards(guards: Sequence[Guard], stats: LedgerStats,
 
     Example:
         >>> import numpy as np
-        >>> from hardmine.ledger import LedgerStats
+        >>> from hardmine.ledger import LedgerStats, is_dense_range
         >>> stats = LedgerStats(np.arange(4), np.array([1, 2, 3, 9], np.float32), np.ones(4, np.int32),
         ...                     np.ones(4, np.float32), np.array([0, 3, 3, 3], np.int32))
         >>> mask, reasons = apply_guards([LossTail(0.25), Staleness(1)], stats, epoch=3)

@@ -9,7 +9,7 @@ import numpy as np
 
 from hardmine._state import IdRange, owned
 from hardmine.guards._base import Guard, check_fraction, check_int
-from hardmine.ledger import LedgerStats
+from hardmine.ledger import LedgerStats, is_dense_range
 
 
 class Learnability(Guard):
@@ -74,22 +74,17 @@ class Learnability(Guard):
         np.add(self._tracked, seen & (self._tracked < 255), out=self._tracked, casting="unsafe")
         self._pending.fill(np.nan)
 
-    @staticmethod
-    def _is_range(ids: np.ndarray) -> bool:
-        """Whether ascending unique ``ids`` are exactly ``0..ids.size-1`` (two reads)."""
-        return bool(ids.size and ids[0] == 0 and ids[-1] == ids.size - 1)
-
     def _tracked_ids(self) -> np.ndarray:
         return np.arange(self._dense, dtype=np.int64) if self._dense is not None else self._ids
 
     def _rows_for(self, ids: np.ndarray) -> np.ndarray | slice:
         """Rows of ``ids`` in the state arrays, adding untracked ids (vectorised merge)."""
-        if self._dense is not None and ids.size == self._dense and self._is_range(ids):
+        if self._dense is not None and ids.size == self._dense and is_dense_range(ids):
             return slice(None)  # the same dense range as before: no comparison, no id array
         if self._dense is None and ids.size == self._ids.size and np.array_equal(ids, self._ids):
             return slice(None)  # the same ids as last epoch
         if self._dense is None and self._ids.size == 0:  # the first call: track these ids
-            self._dense, self._ids = (ids.size, self._ids) if self._is_range(ids) else (None, ids.copy())
+            self._dense, self._ids = (ids.size, self._ids) if is_dense_range(ids) else (None, ids.copy())
             self._ref = np.zeros(ids.size, np.float32)
             self._pending = np.full(ids.size, np.nan, np.float32)
             self._tracked = np.zeros(ids.size, np.uint8)
@@ -125,7 +120,7 @@ class Learnability(Guard):
                              + ", ".join(f"{k}={np.shape(state[k])}" for k in ("ids", *arrays)))
         if ids.size > 1 and not bool(np.all(ids[1:] > ids[:-1])):
             raise ValueError("Learnability state ids must be strictly ascending")
-        self._dense, self._ids = (ids.size, np.empty(0, np.int64)) if self._is_range(ids) else (None, ids)
+        self._dense, self._ids = (ids.size, np.empty(0, np.int64)) if is_dense_range(ids) else (None, ids)
         self._ref = arrays["ref"].astype(np.float32)
         self._pending = arrays["pending"].astype(np.float32)
         self._tracked = np.minimum(arrays["tracked"], 255).astype(np.uint8)
