@@ -84,18 +84,20 @@ def durable_savez(path: Path, arrays: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def one_run(n: int, losses: np.ndarray, tmp: Path, best: dict[str, float]) -> None:
-    """One miner through EPOCHS epochs, an iterated epoch and three saves; the fastest times go into ``best``."""
+def one_run(n: int, losses: np.ndarray, tmp: Path, best: dict[str, float], ratios: dict[str, list[float]]) -> None:
+    """One miner through EPOCHS epochs, an iterated epoch and three saves; the fastest times go into ``best``,
+    each end_epoch over the floor timed right after it into ``ratios``."""
     miner = HardMiner(CONFIG, num_samples=n)
 
-    def keep(key: str, seconds: float) -> None:
+    def keep(key: str, seconds: float) -> float:
         best[key] = min(best[key], seconds)
+        return seconds
 
     for epoch in range(EPOCHS):
         keep("record", record_epoch(miner, losses, epoch))
-        keep("end_first" if epoch == 0 else "end_steady" if epoch < 5 else "end_guarded",
-             timed(lambda: miner.end_epoch(epoch)))  # noqa: B023 (called at once)
-        keep("floor", floor(n))
+        stage = "end_first" if epoch == 0 else "end_steady" if epoch < 5 else "end_guarded"
+        end = keep(stage, timed(lambda: miner.end_epoch(epoch)))  # noqa: B023 (called at once)
+        ratios[stage].append(end / keep("floor", floor(n)))
     assert miner.history[-1].excluded.get("not_learning", 0) > 0, "the learnability guard should judge by epoch 5"
     keep("iterate", timed(lambda: sum(1 for _ in miner.sampler)))
     arrays: dict[str, Any] = {}
@@ -107,15 +109,19 @@ def one_run(n: int, losses: np.ndarray, tmp: Path, best: dict[str, float]) -> No
     best["file"] = (tmp / "miner.npz").stat().st_size / n
 
 
-def timings(n: int, repeats: int) -> dict[str, float]:
+STAGES = ("end_first", "end_steady", "end_guarded")
+
+
+def timings(n: int, repeats: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """The best time of every step, and the paired ratios (end_epoch / the floor right after) of each stage."""
     losses = np.random.default_rng(1).random(n).astype(np.float32)
-    best = dict.fromkeys(("record", "end_first", "end_steady", "end_guarded", "iterate", "save", "np_save",
-                          "np_save_fsync", "floor"), np.inf)
+    best = dict.fromkeys(("record", *STAGES, "iterate", "save", "np_save", "np_save_fsync", "floor"), np.inf)
+    ratios: dict[str, list[float]] = {k: [] for k in STAGES}
     with tempfile.TemporaryDirectory(dir=os.environ.get("HARDMINE_BENCH_DIR")) as tmp:
         for _ in range(repeats):
-            one_run(n, losses, Path(tmp), best)
+            one_run(n, losses, Path(tmp), best, ratios)
             gc.collect()
-    return best
+    return best, ratios
 
 
 def memory(n: int) -> dict[str, float]:
@@ -164,13 +170,15 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.touch:
         print(f"touched {args.touch:g} GB first in {touch(args.touch):.1f}s", flush=True)
-    print("N           floor  record  end_epoch first / steady / guarded (x floor)            iterate  retained"
-          "  end peak  iter peak  file   save peak  save / np.savez / +fsync", flush=True)
+    print("end_epoch: the best time of each stage and, in brackets, the median (min-max) of its paired ratios, each\n"
+          "end_epoch over the floor timed right after it (the VM's speed moves between them by tens of percent)")
+    print("N           floor  record  end_epoch first / steady / guarded                                         "
+          "      iterate  retained  end peak  iter peak  file   save peak  save / np.savez / +fsync", flush=True)
     for n in args.n:
-        t = timings(n, args.repeats)
+        t, r = timings(n, args.repeats)
         m = memory(n)
         f = t["floor"]
-        ends = " / ".join(f"{t[k]:5.2f}s ({t[k] / f:.2f}x)" for k in ("end_first", "end_steady", "end_guarded"))
+        ends = " / ".join(f"{t[k]:5.2f}s ({np.median(r[k]):.2f}x, {min(r[k]):.2f}-{max(r[k]):.2f})" for k in STAGES)
         print(f"{n:>11,} {f:5.2f}s {t['record']:6.2f}s {ends}  {t['iterate']:6.2f}s"
               f"  {m['retained']:5.1f} B  {m['end_peak']:5.1f} B  {m['iterate_peak']:6.2f} B  {t['file']:4.1f} B"
               f"  {m['save_peak']:5.1f} B"

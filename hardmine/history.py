@@ -47,13 +47,27 @@ class MiningHistory(Versioned):
         return event
 
     def _count(self, ids: np.ndarray) -> None:
-        """Add one mined epoch to each of ``ids`` in the running (id, epochs) table."""
-        keys = np.concatenate([self._mined_ids, ids])
-        keys.sort(kind="stable")  # two sorted runs: a linear merge
-        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
-        epochs = np.zeros(keys.size, dtype=np.int64)
-        epochs[np.searchsorted(keys, self._mined_ids)] = self._mined_epochs
-        epochs[np.searchsorted(keys, ids)] += 1
+        """Add one mined epoch to each of ``ids`` (ascending, unique) in the running (id, epochs) table: one
+        search of ``ids`` among the table's ids, then a linear merge of the new ones."""
+        known, counts = self._mined_ids, self._mined_epochs
+        pos = np.searchsorted(known, ids)
+        found = pos < known.size
+        found[found] = known[pos[found]] == ids[found]
+        if found.all():
+            counts = counts.copy()  # the saved state may share the old array
+            counts[pos] += 1
+            self._mined_epochs = counts
+            return
+        at = pos[~found]  # where the new ids go among the known ones (ascending)
+        into = at + np.arange(at.size)  # their places in the merged table
+        fresh = np.zeros(known.size + at.size, dtype=bool)
+        fresh[into] = True
+        keys = np.empty(fresh.size, dtype=np.int64)
+        keys[into], keys[~fresh] = ids[~found], known
+        epochs = np.ones(fresh.size, dtype=np.int64)
+        epochs[~fresh] = counts
+        again = pos[found]  # known ids mined again, shifted by the new ids merged in before them
+        epochs[again + np.searchsorted(at, again, side="right")] += 1
         self._mined_ids, self._mined_epochs = keys, epochs
 
     def mined_counts(self) -> tuple[np.ndarray, np.ndarray]:

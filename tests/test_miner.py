@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hardmine as hm
+from hardmine.event import MiningEvent
+from hardmine.history import MiningHistory
 
 N = 200
 DIFFICULTY = np.linspace(0.0, 1.0, N)  # sample i has loss ~ i / N: the last ones are hard
@@ -255,3 +258,15 @@ def test_score_histogram_counts_every_score_whatever_the_block(scores: list[floa
     assert blocked == whole
     assert sum(whole["counts"]) == x.size
     assert len(whole["edges"]) == len(whole["counts"]) + 1 and whole["edges"] == sorted(whole["edges"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(hard_sets=st.lists(st.sets(st.integers(-5, 40)), max_size=6))
+def test_mined_counts_equal_a_dict_of_epochs(hard_sets: list[set[int]]) -> None:
+    """The running (id, epochs mined) table, merged epoch by epoch, equals counting with a dict."""
+    history, counted = MiningHistory(), Counter[int]()
+    for hard in hard_sets:
+        history.append(MiningEvent(epoch=0, triggered=True, num_hard=len(hard)), np.array(sorted(hard), np.int64))
+        counted.update(hard)
+    ids, epochs = history.mined_counts()
+    assert ids.tolist() == sorted(counted) and epochs.tolist() == [counted[i] for i in sorted(counted)]

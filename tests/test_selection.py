@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from hardmine import Percentile, Threshold, TopK
+from hardmine.selection import quantile
 
 IDS = np.array([10, 11, 12, 13, 14, 15])
 SCORES = np.array([0.5, 3.0, 2.0, 3.0, 1.0, 2.0], dtype=np.float32)
@@ -67,3 +68,24 @@ def test_topk_properties(scores: np.ndarray, k: int, data: st.DataObject) -> Non
 def test_bad_settings(make: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make()  # type: ignore[operator]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=hnp.arrays(st.sampled_from([np.float32, np.float64]), st.integers(1, 60),
+                         elements=st.floats(-1e6, 1e6, width=32)),
+       q=st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.9, 1.0]), st.floats(0.0, 1.0)))
+def test_quantile_is_numpys_to_the_bit(values: np.ndarray, q: float) -> None:
+    """One partition gives exactly np.quantile's linear interpolation (its dtype too), and np.percentile of a
+    float64 copy when interpolating in float64; the input is left as it was."""
+    before = values.copy()
+    got = quantile(values, q)
+    want = np.quantile(values, q)
+    assert got.dtype == want.dtype and (got == want or (np.isnan(got) and np.isnan(want))), (got, want)
+    p = q * 100  # the Percentile selector's way: quantile(scores, p / 100, float64)
+    assert quantile(values, p / 100, np.float64) == np.percentile(values.astype(np.float64), p)
+    assert np.array_equal(values, before)
+
+
+def test_quantile_refuses_an_empty_array() -> None:
+    with pytest.raises(ValueError, match=r"non-empty 1-D array, but got shape \(0,\)"):
+        quantile(np.empty(0), 0.5)

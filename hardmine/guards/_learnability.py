@@ -10,6 +10,7 @@ import numpy as np
 from hardmine._state import IdRange, owned
 from hardmine.guards._base import Guard, check_fraction, check_int
 from hardmine.ledger import LedgerStats, is_dense_range
+from hardmine.selection import quantile
 
 
 class Learnability(Guard):
@@ -57,7 +58,7 @@ class Learnability(Guard):
         scores = np.asarray(stats.scores, dtype=np.float32)
         out = (self._tracked[rows] >= self.patience) & (scores >= self._ref[rows] * np.float32(1.0 - self.min_drop))
         if self.quantile > 0 and out.any():  # in the warm-up no id is a candidate: no quantile to take
-            out &= scores >= np.quantile(scores, self.quantile)
+            out &= scores >= quantile(scores, self.quantile)
         self._pending[rows] = scores
         return out
 
