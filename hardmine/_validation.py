@@ -16,6 +16,11 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def joined(parts: list[np.ndarray], dtype: Any = np.float64) -> np.ndarray:
+    """One array of ``parts`` in order: the only one itself (no copy), or an empty one of ``dtype``."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
 def _as_1d(x: Any, name: str, what: str = "") -> np.ndarray:
     """``x`` as a NumPy array of one dimension (a scalar becomes one entry)."""
     a = _to_numpy(x)

@@ -18,7 +18,7 @@ import numpy as np
 
 from hardmine import distributed
 from hardmine._state import check_state, stamp
-from hardmine._validation import as_id_array, as_loss_array
+from hardmine._validation import as_id_array, as_loss_array, joined
 
 __all__ = ["RecordBuffer", "Records"]
 
@@ -45,10 +45,6 @@ class Records:
             return float(self.losses.mean()) if self.losses.size else None
         kept = self.losses[finite]
         return float(kept.mean()) if kept.size else None
-
-
-def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype)
 
 
 def _is_tensor(x: Any) -> bool:
@@ -131,12 +127,12 @@ class RecordBuffer:
     def local(self) -> Records:
         """This rank's pending records as single arrays (they stay pending)."""
         self.flush()
-        ids = _joined(self._ids, np.int64)
-        losses = _joined(self._losses, np.float32)
+        ids = joined(self._ids, np.int64)
+        losses = joined(self._losses, np.float32)
         if all(i is None for i in self._indices):
             return Records(ids, losses, None)
         parts = [np.full(a.size, _NO_INDEX, np.int64) if i is None else i for a, i in zip(self._ids, self._indices)]
-        indices = _joined(parts, np.int64)
+        indices = joined(parts, np.int64)
         return Records(ids, losses, None if bool(np.all(indices < 0)) else indices)
 
     def clear(self) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from hardmine._ledger_keys import SparseKeys
 from hardmine._ledger_table import Table, rows_of
 from hardmine._state import IdRange, check_state, stamp
-from hardmine._validation import as_id_array, as_loss_array
+from hardmine._validation import as_id_array, as_loss_array, joined
 
 __all__ = ["AGGREGATES", "IdIndex", "LedgerStats", "LossLedger"]
 
@@ -26,11 +26,6 @@ logger = logging.getLogger("hardmine")
 AGGREGATES = ("ema", "mean", "max", "last")
 _STATE_VERSION = 2
 _WARNED = {"nonfinite": False}  # warn once per process, not once per ledger
-
-
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    """One array of ``arrays`` in order (the only one itself, without a copy)."""
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def is_dense_range(ids: np.ndarray) -> bool:
@@ -211,7 +206,7 @@ class LossLedger:
     def _fold(self) -> None:
         if not self._pending_ids:
             return
-        ids, losses = _joined(self._pending_ids), _joined(self._pending_losses)
+        ids, losses = joined(self._pending_ids), joined(self._pending_losses)
         self._pending_ids, self._pending_losses = [], []
         with np.errstate(over="ignore"):  # the table's precision: a loss beyond it is inf, skipped below
             losses = losses.astype(np.float32, copy=False)
