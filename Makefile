@@ -57,7 +57,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # mining quality (issue 12): uniform, class-balanced, RFS, old and new defaults on 4 tasks x 0/20/40% noise,
-# 5 held-out seeds x 3 learning rates (CPU, 2 workers; 15 minutes measured on the shared 2-core VM, see docs/benchmarks.md)
+# 5 held-out seeds x 3 learning rates (CPU, 2 workers; 11 minutes on the idle 2-core VM, 15 under load: docs/benchmarks.md)
 bench-quality: $(STAMP)
 	$(PY) -m benchmarks.quality
 
