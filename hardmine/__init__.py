@@ -21,7 +21,7 @@ from hardmine.categories import Categories
 from hardmine.config import HardMiningConfig
 from hardmine.event import MiningEvent
 from hardmine.fusion import FusionDataset
-from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness
+from hardmine.guards import Cartography, Guard, Learnability, LossMixture, LossTail, Staleness
 from hardmine.ledger import LedgerStats, LossLedger
 from hardmine.miner import HardMiner
 from hardmine.planner import Planner
@@ -34,6 +34,7 @@ from hardmine.triggers import EpochTrigger, PlateauTrigger, Trigger
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cartography",
     "Categories",
     "ClassBalanced",
     "EpochTrigger",

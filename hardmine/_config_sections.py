@@ -63,7 +63,7 @@ class TopKSelectConfig(_Strict):
     """The ``k`` highest scores; ``0 < k < 1`` is a fraction of the eligible ids."""
 
     kind: Literal["top_k"] = "top_k"
-    k: float = Field(0.1, gt=0, allow_inf_nan=False)
+    k: float = Field(0.15, gt=0, allow_inf_nan=False)
 
     @field_validator("k")
     @classmethod
@@ -149,7 +149,7 @@ PriorField = Annotated[
 class ResampleConfig(_Strict):
     """How much more often mined samples are drawn, with the epoch length unchanged; the frequency prior."""
 
-    hard_weight: float = Field(3.0, ge=1, allow_inf_nan=False)
+    hard_weight: float = Field(4.0, ge=1, allow_inf_nan=False)
     max_repeats: Optional[int] = Field(4, ge=1)
     # auto: the measured best prior when the miner is given categories, none otherwise; null: no prior
     prior: Optional[PriorField] = "auto"
@@ -179,6 +179,15 @@ class LearnabilityGuardConfig(_Strict):
     smoothing: float = Field(0.6, ge=0, lt=1)
 
 
+class CartographyGuardConfig(_Strict):
+    """Exclude hard-to-learn ids: mean confidence ``exp(-score)`` below ``max_confidence`` and its standard
+    deviation below ``max_variability`` over the epochs seen, once seen in ``warmup`` epochs."""
+
+    warmup: int = Field(3, ge=1)
+    max_confidence: float = Field(0.25, gt=0, lt=1)
+    max_variability: float = Field(0.05, gt=0, lt=1)
+
+
 class StalenessGuardConfig(_Strict):
     """Exclude ids not seen for more than ``max_age`` epochs (an old high score is not news)."""
 
@@ -202,7 +211,8 @@ class LossMixtureGuardConfig(_Strict):
 class GuardConfig(_Strict):
     """Noise guards run in this order; ``null`` switches one off. Defaults chosen on the quality benchmark."""
 
-    learnability: Optional[LearnabilityGuardConfig] = Field(default_factory=LearnabilityGuardConfig)
+    learnability: Optional[LearnabilityGuardConfig] = None
+    cartography: Optional[CartographyGuardConfig] = Field(default_factory=CartographyGuardConfig)
     staleness: Optional[StalenessGuardConfig] = Field(default_factory=StalenessGuardConfig)
     loss_tail: Optional[LossTailGuardConfig] = None
     loss_mixture: Optional[LossMixtureGuardConfig] = None

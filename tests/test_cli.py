@@ -133,11 +133,11 @@ def test_the_readme_walkthrough(tmp_path: Path, capsys: Capture) -> None:
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     miner = demo.train(tmp_path / "miner.npz", epochs=3, n=200)
-    assert miner.history[1].fired and miner.hard_ids.size == 20  # k: 10% from the end of epoch 1
+    assert miner.history[1].fired and miner.hard_ids.size == 30  # k: 15% from the end of epoch 1
     proc = subprocess.run([sys.executable, "-m", "hardmine", "report", str(tmp_path / "miner.npz"), "--top", "3"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(table_lines(proc.stdout)) == [0, 1, 2] and "hardest mined samples now (3 of 20" in proc.stdout
+    assert sorted(table_lines(proc.stdout)) == [0, 1, 2] and "hardest mined samples now (3 of 30" in proc.stdout
 
 
 def test_checkpoint_folders(tmp_path: Path, capsys: Capture) -> None:
@@ -317,7 +317,7 @@ def test_validate_prints_the_resolved_settings(tmp_path: Path, capsys: Capture) 
 
     block = yaml.safe_load(resolved)["custom"]["hard_sample_mining"]
     assert hm.HardMiningConfig.model_validate(block) == hm.HardMiningConfig.from_yaml(path)
-    assert block["resample"] == {"hard_weight": 3.0, "max_repeats": 4, "prior": "auto"}
+    assert block["resample"] == {"hard_weight": 4.0, "max_repeats": 4, "prior": "auto"}
 
 
 @pytest.mark.parametrize(("block", "expected"), [

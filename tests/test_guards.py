@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hardmine.guards import Guard, Learnability, LossMixture, LossTail, Staleness, apply_guards, build_guards
+from hardmine.guards import (
+    Cartography,
+    Guard,
+    Learnability,
+    LossMixture,
+    LossTail,
+    Staleness,
+    apply_guards,
+    build_guards,
+)
 from hardmine.ledger import LedgerStats
 
 N_COMMON, N_RARE, N_NOISY = 900, 50, 100
@@ -112,6 +123,68 @@ def test_learnability_keeps_ids_absent_from_a_call_and_aligns_by_id() -> None:
     assert out.tolist() == [False, True, True, True]  # 5 is new; the others are flat
 
 
+def _fast_and_slow(epochs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fast training: rare ids fall 50% an epoch; noisy ids fall too, slowly (12%), on their way to being memorised."""
+    scores, rare, noisy = _trajectories(epochs)
+    t = np.arange(epochs)[:, None]
+    scores[:, rare] = 3.5 * 0.5 ** t
+    scores[:, noisy] = 3.2 * 0.88 ** t
+    return scores, rare, noisy
+
+
+def test_cartography_excludes_noise_on_its_way_to_memorisation_where_the_trend_test_does_not() -> None:
+    scores, rare, noisy = _fast_and_slow(6)
+    cart, trend = Cartography(warmup=3), Learnability(patience=2)
+    masks = [cart.exclude(_stats(s), epoch=e) for e, s in enumerate(scores)]
+    trends = [trend.exclude(_stats(s), epoch=e) for e, s in enumerate(scores)]
+    assert not masks[0].any() and not masks[1].any()  # fewer than `warmup` epochs seen
+    for m, t in zip(masks[3:5], trends[3:5]):
+        assert (m & noisy).sum() == N_NOISY  # low, flat confidence: hard to learn
+        assert not (m & rare).any() and not (m & ~rare & ~noisy).any()  # rising, or confident
+        assert not (t & noisy).any()  # falling by more than min_drop: the trend test takes them as learnable
+
+
+def _cartography_reference(calls: list[tuple[int, dict[int, float]]]) -> dict[int, tuple[float, float, int]]:
+    """Per id: (mean, std) of exp(-score) over the epochs it was seen in, and their count; the first call of an
+    epoch is the one that counts."""
+    seen: dict[int, list[float]] = {}
+    epochs: set[int] = set()
+    for epoch, scores in calls:
+        if epoch in epochs:
+            continue
+        epochs.add(epoch)
+        for i, s in scores.items():
+            seen.setdefault(i, []).append(float(np.exp(-np.float32(s))))
+    return {i: (float(np.mean(p)), float(np.std(p)), len(p)) for i, p in seen.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3),  # epoch step: 0 repeats the epoch
+                          st.dictionaries(st.integers(0, 40), st.floats(0.0, 6.0, width=32), min_size=1)),
+                min_size=1, max_size=8),
+       st.integers(1, 4), st.sampled_from([0.2, 0.3, 0.5]), st.sampled_from([0.05, 0.1, 0.2]))
+def test_cartography_equals_a_slow_reference(steps: list[tuple[int, dict[int, float]]], warmup: int, conf: float,
+                                             var: float) -> None:
+    guard, restored = Cartography(warmup, conf, var), None
+    calls: list[tuple[int, dict[int, float]]] = []
+    epoch = 0
+    for step, scores in steps:
+        epoch += step
+        calls.append((epoch, scores))
+        ids = np.array(sorted(scores), dtype=np.int64)
+        stats = _stats(np.array([scores[i] for i in ids]), ids=ids)
+        out = guard.exclude(stats, epoch)
+        if restored is not None:  # a guard resumed from the previous call's state says the same
+            np.testing.assert_array_equal(restored.exclude(stats, epoch), out)
+        ref = _cartography_reference(calls)
+        for i, flag in zip(ids.tolist(), out.tolist()):
+            mean, std, m = ref.get(i, (1.0, 1.0, 0))  # new in a second call of an epoch: not counted yet
+            if min(abs(mean - conf), abs(std - var)) > 1e-4:  # float32 sums: no verdict at the edge is asserted
+                assert flag == (m >= warmup and mean < conf and std < var), (i, mean, std, m)
+        restored = Cartography(warmup, conf, var)
+        restored.load_state_dict(guard.state_dict())
+
+
 def test_learnability_refuses_bad_state() -> None:
     head = {"kind": "Learnability", "version": 1}
     with pytest.raises(ValueError, match="missing keys"):
@@ -157,6 +230,8 @@ def test_apply_guards_refuses_a_mask_of_the_wrong_shape() -> None:
     (lambda: Learnability(patience=0), "patience"), (lambda: Learnability(min_drop=1.0), "min_drop"),
     (lambda: Learnability(smoothing=-0.1), "smoothing"), (lambda: Staleness(-1), "max_age"),
     (lambda: Staleness(1.5), "max_age"),  # type: ignore[arg-type]
+    (lambda: Cartography(warmup=0), "warmup"), (lambda: Cartography(max_confidence=1.0), "max_confidence"),
+    (lambda: Cartography(max_variability=0.0), "max_variability"),
 ])
 def test_bad_settings_are_refused_naming_the_value(make, field: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=f"{field}="):

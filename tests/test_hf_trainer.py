@@ -208,7 +208,8 @@ def test_plateau_trigger_monitors_the_epoch_eval_metric(tmp_path: Path) -> None:
         eval_dataset=TokenDataset(4, seed=1),
         data_collator=stack_collate,
         compute_metrics=compute_metrics,
-        mining={"trigger": {"kind": "plateau", "monitor": "eval_map", "mode": "max", "patience": 1}},
+        mining={"trigger": {"kind": "plateau", "monitor": "eval_map", "mode": "max", "patience": 1},
+                "guard": {"cartography": {"warmup": 4}}},  # an untrained model's flat losses: none judged yet
     )
     trainer.train()
     history = trainer.miner.history  # type: ignore[union-attr]

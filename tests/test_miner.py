@@ -115,21 +115,21 @@ def test_custom_ids_weight_every_index_of_a_logical_sample() -> None:
 
 
 def test_default_guard_excludes_flat_high_losses_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    """Samples whose loss never falls are kept out of the hard set; falling ones are mined."""
+    """Samples the model stays unsure of, flatly, are kept out of the hard set; falling ones are mined."""
     miner = hm.HardMiner({"seed": 3, "trigger": {"kind": "epoch", "start_epoch": 2},
                           "select": {"kind": "top_k", "k": 20}}, num_samples=N)
-    assert [g.name for g in miner.guards] == ["not_learning", "stale"]
+    assert [g.name for g in miner.guards] == ["hard_to_learn", "stale"]
     flat = np.arange(N - 20, N)  # highest, flat loss: what a mislabeled sample looks like
     with caplog.at_level(logging.INFO, logger="hardmine"):
-        for epoch in range(7):  # the guard judges once an id is tracked 5 epochs
+        for epoch in range(7):  # the guard judges once an id has been seen in 3 epochs
             miner.sampler.set_epoch(epoch)
             idx = np.array(list(miner.sampler))
             losses = np.where(idx >= N - 20, 5.0, 3.0 * DIFFICULTY[idx] / (1 + epoch))
             miner.record(idx, losses)
             event = miner.end_epoch(epoch)
-    assert event.excluded["not_learning"] == 20  # exactly the planted ids the unguarded top 20 held
+    assert event.excluded["hard_to_learn"] == 20  # exactly the planted ids the unguarded top 20 held
     assert not np.isin(miner.hard_ids, flat).any() and event.num_hard == 20
-    assert any("excluded as likely noise (loss not falling)" in r.message for r in caplog.records)
+    assert any("excluded as likely noise (hard to learn" in r.message for r in caplog.records)
 
 
 def test_resume_mid_epoch_is_bit_for_bit(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def test_guarded_mining_keeps_noise_out_and_unguarded_mining_does_not() -> None:
     guarded = train(task, 0, all_variants()["new_defaults"].build(task, 0), 1e-3, settings)
     assert naive.hard_noisy > 0.5  # the unguarded mined set is mostly mislabeled samples
     assert guarded.hard_noisy < 0.3  # the guard keeps most of them out ...
-    assert guarded.excluded.get("not_learning", 0) > 0  # ... and says so
+    assert guarded.excluded.get("hard_to_learn", 0) > 0  # ... and says so
     assert naive.common < uniform.common - 0.02  # noise mining costs the common subset
     assert guarded.balanced > naive.balanced + 0.02
 

@@ -129,6 +129,6 @@ def test_a_state_without_copies_shares_the_live_arrays_and_a_copied_one_does_not
     assert not np.shares_memory(owned["ledger"]["scores"], live)
     assert isinstance(view["ledger"]["ids"], IdRange)  # a dense range is not built
     guard_view, guard_owned = view["guards"]["guards"][0], owned["guards"]["guards"][0]
-    assert np.shares_memory(guard_view["ref"], miner.guards[0]._ref)
-    assert not any(np.shares_memory(guard_owned[k], getattr(miner.guards[0], f"_{k}"))
-                   for k in ("ref", "pending", "tracked"))
+    assert np.shares_memory(guard_view["sum_p"], miner.guards[0]._arrays["sum_p"])
+    assert not any(np.shares_memory(guard_owned[k], miner.guards[0]._arrays[k])
+                   for k in ("sum_p", "sum_p2", "tracked"))

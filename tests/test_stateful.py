@@ -45,6 +45,15 @@ def _learnability() -> Learnability:
     return g
 
 
+def _cartography() -> hm.Cartography:
+    g = hm.Cartography(warmup=1)
+    ledger = hm.LossLedger()
+    ledger.update([3, 7, 9], [1.0, 2.0, 3.0])
+    g.exclude(ledger.stats(), 0)
+    g.exclude(ledger.stats(), 1)
+    return g
+
+
 def _buffer() -> hm.RecordBuffer:
     b = hm.RecordBuffer()
     b.add([4, 2], [1.0, 2.0], [0, 1])
@@ -72,6 +81,7 @@ PARTS: dict[str, Callable[[], Any]] = {
     "PlateauTrigger": _plateau,
     "Learnability": _learnability,
     "Staleness": lambda: Staleness(2),
+    "Cartography": _cartography,
     "GuardChain": lambda: GuardChain([Learnability(), Staleness()]),
     "RecordBuffer": _buffer,
     "IndexIds": lambda: IndexIds(5),

@@ -24,11 +24,12 @@ Example:
 from __future__ import annotations
 
 from hardmine.guards._base import Guard
+from hardmine.guards._cartography import Cartography
 from hardmine.guards._chain import GUARD_KINDS, GuardChain, Verdict, apply_guards, build_guards
 from hardmine.guards._learnability import Learnability
 from hardmine.guards._loss_tail import LossTail
 from hardmine.guards._mixture import LossMixture
 from hardmine.guards._staleness import Staleness
 
-__all__ = ["GUARD_KINDS", "Guard", "GuardChain", "Learnability", "LossMixture", "LossTail", "Staleness", "Verdict",
-           "apply_guards", "build_guards"]
+__all__ = ["GUARD_KINDS", "Cartography", "Guard", "GuardChain", "Learnability", "LossMixture", "LossTail", "Staleness",
+           "Verdict", "apply_guards", "build_guards"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from hardmine._state import check_state, stamp
 from hardmine.guards._base import Guard
+from hardmine.guards._cartography import Cartography
 from hardmine.guards._learnability import Learnability
 from hardmine.guards._loss_tail import LossTail
 from hardmine.guards._mixture import LossMixture
@@ -17,8 +18,8 @@ from hardmine.guards._staleness import Staleness
 from hardmine.ledger import LedgerStats, is_dense_range
 from hardmine.selection import Selector, select_among
 
-GUARD_KINDS: dict[str, type[Guard]] = {"learnability": Learnability, "staleness": Staleness,
-                                       "loss_tail": LossTail, "loss_mixture": LossMixture}
+GUARD_KINDS: dict[str, type[Guard]] = {"learnability": Learnability, "cartography": Cartography,
+                                       "staleness": Staleness, "loss_tail": LossTail, "loss_mixture": LossMixture}
 _STATE_VERSION = 1
 
 

@@ -42,6 +42,9 @@ def main(out: Path, mode: str, checkpoint: str | None) -> None:
         "trigger": {"kind": "epoch", "start_epoch": 0},
         "select": {"kind": "top_k", "k": 5},
         "resample": {"hard_weight": 4.0, "max_repeats": 3},
+        # an untrained tiny model: every loss is high and flat, which the default guard reads as hard to learn
+        # once it has seen 3 epochs; with a warm-up of 4 it tracks every id but judges none in these 3 epochs
+        "guard": {"cartography": {"warmup": 4}, "staleness": {}},
     }
     trainer = HardMiningTrainer(
         model=tiny_qwen3(seed=1),

@@ -30,6 +30,9 @@ MINING: dict[str, Any] = {
     "trigger": {"kind": "epoch", "start_epoch": 0},
     "select": {"kind": "top_k", "k": 5},
     "resample": {"hard_weight": 4.0, "max_repeats": 3},
+    # an untrained tiny model: every loss is high and flat, which the default guard reads as hard to learn
+    # once it has seen 3 epochs; with a warm-up of 4 it tracks every id but judges none in these 3 epochs
+    "guard": {"cartography": {"warmup": 4}, "staleness": {}},
 }
 
 
