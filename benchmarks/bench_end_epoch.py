@@ -32,7 +32,7 @@ def main() -> None:
     t_floor = best_of(lambda: torch.randperm(n).tolist(), args.repeats)
     for guard in (None, {}):
         first, second = time_end_epoch(n, args.repeats, guard)
-        name = "no guard (fold + select + plan)" if guard is None else "default guards (+ learnability, staleness)"
+        name = "no guard (fold + select + plan)" if guard is None else "default guards (+ cartography, staleness)"
         print(f"N={n:,} {name:>44}: floor randperm+tolist {t_floor:.2f}s  end_epoch first {first:.2f}s "
               f"({first / t_floor:.2f}x)  steady state {second:.2f}s ({second / t_floor:.2f}x)", flush=True)
 

@@ -1,9 +1,10 @@
 """Scale: time and memory per stage of a dense run with the default guards, at N = 1M, 10M, 20M (and 50M).
 
 Per N, one miner records an epoch of losses (1,024 per call) and ends it, seven times: epoch 0 (the first end:
-the trigger fires, the ledger and guard columns are new), epochs 1-4 (steady, while the learnability guard
-warms up), epochs 5-6 (the guard judges: it keeps half of the flat-loss ids out, the selection is redone
-unguarded for the report). Then one weighted epoch is iterated and the miner is saved. Printed:
+the trigger fires, the ledger and guard columns are new), epochs 1-4 (steady, while the cartography guard
+warms up: its warm-up is set to 5 here so that the stages are those of issue 15), epochs 5-6 (the guard
+judges: it keeps the flat-loss ids with a confidence below 0.25 out, about half of them; the selection is
+redone unguarded for the report). Then one weighted epoch is iterated and the miner is saved. Printed:
 - end_epoch time against the floor ``torch.randperm(N).tolist()``, timed right after each end_epoch so both
   see the same machine state (target at 20M: <= 3x);
 - memory per sample (tracemalloc, i.e. NumPy and Python objects; torch's own allocations are not seen):
@@ -39,7 +40,8 @@ from hardmine import HardMiner  # noqa: E402
 from hardmine._serialization import _split  # noqa: E402
 
 CONFIG = {"trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 0.1},
-          "resample": {"hard_weight": 2.0, "max_repeats": 4}}  # the default guards: learnability + staleness
+          "resample": {"hard_weight": 2.0, "max_repeats": 4},
+          "guard": {"cartography": {"warmup": 5}, "staleness": {}}}  # the default guards, judging from epoch 5
 BATCH = 1024
 
 
@@ -54,7 +56,8 @@ def record_epoch(miner: HardMiner, losses: np.ndarray, epoch: int) -> float:
     return time.perf_counter() - t
 
 
-EPOCHS = 7  # 0: first end; 1-4: steady, the learnability guard warming up (patience 5); 5-6: it judges
+EPOCHS = 7  # 0: first end; 1-4: steady, the cartography guard warming up (warm-up 5); 5-6: it judges
+LOSS_SCALE = 3.0  # flat losses uniform in [0, 3): confidence exp(-loss) below 0.25 for those above ln 4
 
 
 def floor(n: int) -> float:
@@ -98,7 +101,7 @@ def one_run(n: int, losses: np.ndarray, tmp: Path, best: dict[str, float], ratio
         stage = "end_first" if epoch == 0 else "end_steady" if epoch < 5 else "end_guarded"
         end = keep(stage, timed(lambda: miner.end_epoch(epoch)))  # noqa: B023 (called at once)
         ratios[stage].append(end / keep("floor", floor(n)))
-    assert miner.history[-1].excluded.get("not_learning", 0) > 0, "the learnability guard should judge by epoch 5"
+    assert miner.history[-1].excluded.get("hard_to_learn", 0) > 0, "the cartography guard should judge by epoch 5"
     keep("iterate", timed(lambda: sum(1 for _ in miner.sampler)))
     arrays: dict[str, Any] = {}
     _split(miner.state_dict(), arrays, "")
@@ -114,7 +117,7 @@ STAGES = ("end_first", "end_steady", "end_guarded")
 
 def timings(n: int, repeats: int) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The best time of every step, and the paired ratios (end_epoch / the floor right after) of each stage."""
-    losses = np.random.default_rng(1).random(n).astype(np.float32)
+    losses = (np.random.default_rng(1).random(n) * LOSS_SCALE).astype(np.float32)
     best = dict.fromkeys(("record", *STAGES, "iterate", "save", "np_save", "np_save_fsync", "floor"), np.inf)
     ratios: dict[str, list[float]] = {k: [] for k in STAGES}
     with tempfile.TemporaryDirectory(dir=os.environ.get("HARDMINE_BENCH_DIR")) as tmp:
@@ -126,7 +129,7 @@ def timings(n: int, repeats: int) -> tuple[dict[str, float], dict[str, list[floa
 
 def memory(n: int) -> dict[str, float]:
     """Bytes per sample: retained between epochs, peak extra in any end_epoch, iterating, and saving."""
-    losses = np.random.default_rng(1).random(n).astype(np.float32)
+    losses = (np.random.default_rng(1).random(n) * LOSS_SCALE).astype(np.float32)
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

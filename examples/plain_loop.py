@@ -93,7 +93,7 @@ def main() -> None:
     torch.set_num_threads(2)
     print("uniform sampling (mining disabled: the sampler is a plain permutation)")
     base = train(False, args.epochs, args.seed)
-    print("hard-sample mining with the defaults (top 10% by EMA loss drawn 3x as often, noise guards on), "
+    print("hard-sample mining with the defaults (top 15% by EMA loss drawn 4x as often, noise guards on), "
           "from the end of epoch 1")
     mined = train(True, args.epochs, args.seed)
     for label, (b, m) in (("final epoch", (base[-1], mined[-1])),

@@ -35,7 +35,7 @@ def train(out: Path, epochs: int = 8, n: int = 600, seed: int = 0) -> hm.HardMin
     """Train for ``epochs`` epochs, mining from the end of epoch 1, and save the miner to ``out``."""
     torch.manual_seed(seed)
     ds = make_data(n, seed)
-    # the shipped defaults (top 10% of the seen ids, drawn 3x as often, noise guards on), mining from epoch 1
+    # the shipped defaults (top 15% of the seen ids, drawn 4x as often, noise guards on), mining from epoch 1
     miner = hm.HardMiner({"seed": seed, "trigger": {"kind": "epoch", "start_epoch": 1}}, num_samples=len(ds))
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
     opt = torch.optim.Adam(model.parameters(), lr=0.02)

@@ -181,11 +181,13 @@ class LearnabilityGuardConfig(_Strict):
 
 class CartographyGuardConfig(_Strict):
     """Exclude hard-to-learn ids: mean confidence ``exp(-score)`` below ``max_confidence`` and its standard
-    deviation below ``max_variability`` over the epochs seen, once seen in ``warmup`` epochs."""
+    deviation below ``max_variability`` over the epochs seen, once seen in ``warmup`` epochs; at most the least
+    confident ``quantile`` of the judged ids (0: no such limit)."""
 
     warmup: int = Field(3, ge=1)
     max_confidence: float = Field(0.25, gt=0, lt=1)
     max_variability: float = Field(0.05, gt=0, lt=1)
+    quantile: float = Field(0.5, ge=0, lt=1)  # only ids at or below this quantile of the mean confidence
 
 
 class StalenessGuardConfig(_Strict):

@@ -165,7 +165,7 @@ def _cartography_reference(calls: list[tuple[int, dict[int, float]]]) -> dict[in
        st.integers(1, 4), st.sampled_from([0.2, 0.3, 0.5]), st.sampled_from([0.05, 0.1, 0.2]))
 def test_cartography_equals_a_slow_reference(steps: list[tuple[int, dict[int, float]]], warmup: int, conf: float,
                                              var: float) -> None:
-    guard, restored = Cartography(warmup, conf, var), None
+    guard, restored = Cartography(warmup, conf, var, quantile=0.0), None
     calls: list[tuple[int, dict[int, float]]] = []
     epoch = 0
     for step, scores in steps:
@@ -181,8 +181,15 @@ def test_cartography_equals_a_slow_reference(steps: list[tuple[int, dict[int, fl
             mean, std, m = ref.get(i, (1.0, 1.0, 0))  # new in a second call of an epoch: not counted yet
             if min(abs(mean - conf), abs(std - var)) > 1e-4:  # float32 sums: no verdict at the edge is asserted
                 assert flag == (m >= warmup and mean < conf and std < var), (i, mean, std, m)
-        restored = Cartography(warmup, conf, var)
+        restored = Cartography(warmup, conf, var, quantile=0.0)
         restored.load_state_dict(guard.state_dict())
+
+
+def test_cartography_keeps_mining_the_more_confident_half_of_a_model_unsure_of_everything() -> None:
+    scores = np.linspace(2.0, 4.0, 101)  # every confidence flat and below 0.25: an untrained model
+    kept = Cartography(warmup=1).exclude(_stats(scores), epoch=0)
+    assert kept.sum() == 51 and kept[50:].all()  # the less confident half (at or below the median) only
+    assert Cartography(warmup=1, quantile=0.0).exclude(_stats(scores), epoch=0).all()
 
 
 def test_learnability_refuses_bad_state() -> None:
@@ -231,7 +238,7 @@ def test_apply_guards_refuses_a_mask_of_the_wrong_shape() -> None:
     (lambda: Learnability(smoothing=-0.1), "smoothing"), (lambda: Staleness(-1), "max_age"),
     (lambda: Staleness(1.5), "max_age"),  # type: ignore[arg-type]
     (lambda: Cartography(warmup=0), "warmup"), (lambda: Cartography(max_confidence=1.0), "max_confidence"),
-    (lambda: Cartography(max_variability=0.0), "max_variability"),
+    (lambda: Cartography(max_variability=0.0), "max_variability"), (lambda: Cartography(quantile=1.0), "quantile"),
 ])
 def test_bad_settings_are_refused_naming_the_value(make, field: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=f"{field}="):

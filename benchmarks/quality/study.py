@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.quality.candidates import Cartography, CategoryTopK, Slope, soft_mixture, with_selector
 from benchmarks.quality.train import mining
 from benchmarks.quality.variants import Variant, miner_variant
-from hardmine.guards import Guard, Staleness
+from hardmine.guards import Guard, Learnability, Staleness
 
 __all__ = ["STUDY", "cfg"]
 
@@ -30,7 +30,7 @@ def cfg(prior: Any = None, max_repeats: int | None = 4, hard_weight: float = 2.0
     """A mining block: top-k by EMA(0.3) score, learnability(patience) + staleness guards (None: no guard)."""
     guard = None if patience is None else {
         "learnability": {"patience": patience, "min_drop": min_drop, "quantile": quantile, "smoothing": 0.6},
-        "staleness": {"max_age": 3}}
+        "staleness": {"max_age": 3}, "cartography": None}  # cartography is on by default since phase 7
     trigger = NEVER if start_epoch is None else {"kind": "epoch", "start_epoch": start_epoch}
     return {"ema_decay": 0.3, "trigger": trigger, "select": {"kind": "top_k", "k": k}, "guard": guard,
             "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats, "prior": prior}}
@@ -121,3 +121,45 @@ for _t in (0.03, 0.3):
     STUDY.append(weighted_variant(f"rfs_t{_t:g}", f"repeat-factor sampling, t = {_t}",
                                   lambda labels, t=_t: np.maximum(1.0, np.sqrt(t / (np.bincount(labels)[labels]
                                                                                     / labels.size)))))
+
+# phase 6 (all tasks, 3 learning rates): the cartography guard, which phase 2 rejected at learning rate 1e-3, is the
+# best guard at 3e-3, the best rate of uniform on subpop: there memorised noise falls too and the trend test lets it
+# in. CP*: the prototype guard; CPL*: learnability, then the prototype; K*: the library's guard (the new defaults
+# are K3_0.25_0.05_x4_k0.15; K4_0.2_0.05 reproduces CP4_0.2_0.05 to the digit).
+for _w, _c, _v, _hw, _k in ((3, 0.25, 0.1, 3.0, 0.1), (3, 0.2, 0.1, 3.0, 0.1), (4, 0.25, 0.1, 3.0, 0.1),
+                            (3, 0.3, 0.1, 3.0, 0.1), (3, 0.25, 0.15, 3.0, 0.1), (5, 0.25, 0.1, 3.0, 0.1),
+                            (6, 0.25, 0.1, 3.0, 0.1), (4, 0.2, 0.05, 3.0, 0.1), (4, 0.25, 0.1, 4.0, 0.15)):
+    STUDY.append(Variant(f"CP{_w}_{_c:g}_{_v:g}" + ("" if _hw == 3.0 else f"_x{_hw:g}_k{_k:g}"),
+                         f"cartography prototype (warm-up {_w}, conf < {_c}, std < {_v}), x{_hw:g}, top {_k:.0%}, "
+                         "cb 1 cap 4",
+                         mining(cfg(cb(1.0), 4, hard_weight=_hw, k=_k, patience=None),
+                                _with(lambda w=_w, c=_c, v=_v: Cartography(w, c, v)))))
+for _p, _w, _c in ((5, 3, 0.25), (5, 4, 0.25), (5, 5, 0.2), (6, 4, 0.25)):
+    STUDY.append(Variant(f"CPL{_p}_{_w}_{_c:g}", f"learnability (patience {_p}) then cartography ({_w}, {_c}, 0.1), "
+                         "x3, cb 1 cap 4",
+                         mining(cfg(cb(1.0), 4, hard_weight=3.0, patience=None),
+                                lambda p=_p, w=_w, c=_c: [Learnability(p), Cartography(w, c, 0.1), Staleness(3)])))
+
+
+def cart_cfg(warmup: int, conf: float, var: float, hard_weight: float = 3.0, k: float = 0.1,
+             quantile: float = 0.0) -> dict[str, Any]:
+    """A mining block with the library's cartography guard and staleness, cb 1, cap 4 (``quantile`` 0: the
+    guard without its limit to the least confident half, as phase 6 measured it)."""
+    c = cfg(cb(1.0), 4, hard_weight=hard_weight, k=k, patience=None)
+    c["guard"] = {"learnability": None, "staleness": {"max_age": 3},
+                  "cartography": {"warmup": warmup, "max_confidence": conf, "max_variability": var,
+                                  "quantile": quantile}}
+    return c
+
+
+for _w, _c, _v, _hw, _k in ((4, 0.2, 0.05, 3.0, 0.1), (3, 0.2, 0.05, 3.0, 0.1), (3, 0.25, 0.05, 3.0, 0.1),
+                            (4, 0.25, 0.05, 3.0, 0.1), (4, 0.2, 0.07, 3.0, 0.1), (4, 0.2, 0.05, 4.0, 0.15),
+                            (3, 0.25, 0.05, 4.0, 0.15), (3, 0.25, 0.1, 4.0, 0.15), (4, 0.25, 0.05, 4.0, 0.15),
+                            (3, 0.2, 0.05, 4.0, 0.15)):
+    _add(f"K{_w}_{_c:g}_{_v:g}" + ("" if _hw == 3.0 else f"_x{_hw:g}_k{_k:g}"),
+         f"the library's cartography guard (warm-up {_w}, conf < {_c}, std < {_v}), x{_hw:g}, top {_k:.0%}, cb 1 cap 4",
+         cart_cfg(_w, _c, _v, _hw, _k))
+# shipped: K3_0.25_0.05_x4_k0.15 with the guard limited to the least confident half of the judged ids (quantile 0.5),
+# so that a model still unsure of everything keeps mining (the Qwen3-VL demo's untrained stand-in mined 9 of 28)
+_add("K3_0.25_0.05_x4_k0.15_q0.5", "K3_0.25_0.05_x4_k0.15 with the guard's quantile 0.5 (the new defaults)",
+     cart_cfg(3, 0.25, 0.05, 4.0, 0.15, 0.5))

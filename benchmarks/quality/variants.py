@@ -26,7 +26,7 @@ def old_config() -> dict[str, Any]:
     return {"ema_decay": 0.3, "trigger": {"kind": "epoch", "start_epoch": 2}, "select": {"kind": "top_k", "k": 0.1},
             "resample": {"hard_weight": 2.0, "max_repeats": 4, "prior": None},
             "guard": {"learnability": {"patience": 2, "min_drop": 0.15, "quantile": 0.5, "smoothing": 0.6},
-                      "staleness": {"max_age": 3}}}
+                      "staleness": {"max_age": 3}, "cartography": None}}
 
 
 def _share(labels: np.ndarray) -> np.ndarray:
