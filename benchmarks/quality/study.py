@@ -30,7 +30,7 @@ def cfg(prior: Any = None, max_repeats: int | None = 4, hard_weight: float = 2.0
     """A mining block: top-k by EMA(0.3) score, learnability(patience) + staleness guards (None: no guard)."""
     guard = None if patience is None else {
         "learnability": {"patience": patience, "min_drop": min_drop, "quantile": quantile, "smoothing": 0.6},
-        "staleness": {"max_age": 3}, "cartography": None}  # cartography is on by default since phase 7
+        "staleness": {"max_age": 3}, "cartography": None}  # cartography is on by default since phase 6
     trigger = NEVER if start_epoch is None else {"kind": "epoch", "start_epoch": start_epoch}
     return {"ema_decay": 0.3, "trigger": trigger, "select": {"kind": "top_k", "k": k}, "guard": guard,
             "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats, "prior": prior}}
@@ -124,8 +124,8 @@ for _t in (0.03, 0.3):
 
 # phase 6 (all tasks, 3 learning rates): the cartography guard, which phase 2 rejected at learning rate 1e-3, is the
 # best guard at 3e-3, the best rate of uniform on subpop: there memorised noise falls too and the trend test lets it
-# in. CP*: the prototype guard; CPL*: learnability, then the prototype; K*: the library's guard (the new defaults
-# are K3_0.25_0.05_x4_k0.15; K4_0.2_0.05 reproduces CP4_0.2_0.05 to the digit).
+# in. CP*: the prototype guard; CPL*: learnability, then the prototype; K*: the library's guard (the choice was
+# K3_0.25_0.05_x4_k0.15, shipped with quantile 0.5 below; K4_0.2_0.05 reproduces CP4_0.2_0.05 to the digit).
 for _w, _c, _v, _hw, _k in ((3, 0.25, 0.1, 3.0, 0.1), (3, 0.2, 0.1, 3.0, 0.1), (4, 0.25, 0.1, 3.0, 0.1),
                             (3, 0.3, 0.1, 3.0, 0.1), (3, 0.25, 0.15, 3.0, 0.1), (5, 0.25, 0.1, 3.0, 0.1),
                             (6, 0.25, 0.1, 3.0, 0.1), (4, 0.2, 0.05, 3.0, 0.1), (4, 0.25, 0.1, 4.0, 0.15)):

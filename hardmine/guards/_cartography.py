@@ -36,7 +36,6 @@ class Cartography(TrackedGuard):
     label: ClassVar[str] = "likely noise (hard to learn: low, flat confidence)"
     _FIELDS: ClassVar[dict[str, tuple[type, float]]] = {"sum_p": (np.float32, 0.0), "sum_p2": (np.float32, 0.0),
                                                         **TrackedGuard._FIELDS}
-    _STATE_KEYS: ClassVar[tuple[str, ...]] = ("ids", "sum_p", "sum_p2", "tracked", "epoch")
 
     def __init__(self, warmup: int = 3, max_confidence: float = 0.25, max_variability: float = 0.05,
                  quantile: float = 0.5) -> None:
@@ -52,9 +51,9 @@ class Cartography(TrackedGuard):
         if new:  # the first call of an epoch folds its confidences in; a second one judges on the same sums
             p = np.negative(np.asarray(stats.scores, dtype=np.float32))
             np.exp(p, out=p)
-            self._add(a["sum_p"], rows, p)
+            a["sum_p"][rows] += p  # in place for a slice; the ids of one call are unique, so also for an index
             p *= p
-            self._add(a["sum_p2"], rows, p)
+            a["sum_p2"][rows] += p
             del p
             self._count_epoch(rows)
         n = a["tracked"][rows]
@@ -73,10 +72,3 @@ class Cartography(TrackedGuard):
         var -= np.square(mean, out=mean)
         out &= var < np.float32(self.max_variability) ** 2  # a negative rounding residue reads as 0: flat
         return out
-
-    @staticmethod
-    def _add(total: np.ndarray, rows: np.ndarray | slice, values: np.ndarray) -> None:
-        if isinstance(rows, slice):
-            total[rows] += values  # in place, no copy of the column
-        else:
-            total[rows] = total[rows] + values  # the ids of one call are unique: no repeated rows

@@ -36,7 +36,6 @@ class Learnability(TrackedGuard):
     label: ClassVar[str] = "likely noise (loss not falling)"
     _FIELDS: ClassVar[dict[str, tuple[type, float]]] = {"ref": (np.float32, 0.0), "pending": (np.float32, np.nan),
                                                         **TrackedGuard._FIELDS}
-    _STATE_KEYS: ClassVar[tuple[str, ...]] = ("ids", "ref", "pending", "tracked", "epoch")
 
     def __init__(self, patience: int = 5, min_drop: float = 0.15, quantile: float = 0.5,
                  smoothing: float = 0.6) -> None:
@@ -47,9 +46,9 @@ class Learnability(TrackedGuard):
         self.smoothing = check_fraction("smoothing", smoothing, low_open=False)
 
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
-        if self._epoch is not None and int(epoch) != self._epoch:
-            self._fold()  # last epoch's scores into the reference, before this epoch's ids are aligned
-        rows, _ = self._rows(stats.ids, epoch)
+        rows, new = self._rows(stats.ids, epoch)
+        if new:
+            self._fold()  # last epoch's scores into the reference (ids added just now have none pending)
         a = self._arrays
         scores = np.asarray(stats.scores, dtype=np.float32)
         out = (a["tracked"][rows] >= self.patience) & (scores >= a["ref"][rows] * np.float32(1.0 - self.min_drop))

@@ -22,7 +22,11 @@ class TrackedGuard(Guard):
     """
 
     _FIELDS: ClassVar[dict[str, tuple[type, float]]] = {"tracked": (np.uint8, 0)}
-    _STATE_KEYS: ClassVar[tuple[str, ...]] = ("ids", "tracked", "epoch")  # "ids", *_FIELDS, "epoch"
+    _STATE_KEYS: ClassVar[tuple[str, ...]] = ("ids", "tracked", "epoch")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._STATE_KEYS = ("ids", *cls._FIELDS, "epoch")  # the state is the ids, every per-id field, the epoch
 
     def __init__(self) -> None:
         self._ids = np.empty(0, dtype=np.int64)  # the tracked ids, ascending, unless _dense says 0.._dense-1
