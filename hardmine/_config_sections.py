@@ -151,6 +151,9 @@ class ResampleConfig(_Strict):
 
     hard_weight: float = Field(4.0, ge=1, allow_inf_nan=False)
     max_repeats: Optional[int] = Field(4, ge=1)
+    # with a prior: plan the next epoch without max_repeats while the noise guards, once judging, keep out less
+    # than this share of the prior-boosted samples (clean labels: the prior in full); null: the cap always holds
+    lift_cap_below: Optional[float] = Field(0.1, gt=0, le=1, allow_inf_nan=False)
     # auto: the measured best prior when the miner is given categories, none otherwise; null: no prior
     prior: Optional[PriorField] = "auto"
 

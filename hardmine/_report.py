@@ -74,6 +74,8 @@ class EpochRow:
     note: str | None
     prior_draw_share: float | None = None  # share of the next epoch's draws that go to prior-boosted samples
     prior_boost_share: float | None = None  # share of the boost that came from the prior (the rest: hardness)
+    boosted_flagged: float | None = None  # share of the prior-boosted samples the noise guards keep out
+    cap_lifted: bool = False  # the next epoch was planned without max_repeats
 
 
 def _status(e: MiningEvent) -> str:
@@ -96,7 +98,8 @@ def epoch_rows(history: list[MiningEvent]) -> list[EpochRow]:
                              per_source=dict(e.per_source), overlap_prev=e.overlap_prev, churn=churn,
                              draw_ratio=e.draw_ratio, mined_draw_share=e.mined_draw_share,
                              note=None if e.reason in (None, "disabled") else e.reason,
-                             prior_draw_share=e.prior_draw_share, prior_boost_share=e.prior_boost_share))
+                             prior_draw_share=e.prior_draw_share, prior_boost_share=e.prior_boost_share,
+                             boosted_flagged=e.boosted_flagged, cap_lifted=e.cap_lifted))
     return rows
 
 

@@ -37,6 +37,9 @@ def describe_config(cfg: HardMiningConfig) -> list[str]:
     if cfg.min_observations > 1:
         need = f"; a sample needs {cfg.min_observations} observations to be eligible"
     cap = "no cap" if r.max_repeats is None else f"at most {r.max_repeats} copies of one sample per epoch"
+    if r.max_repeats is not None and r.lift_cap_below is not None and r.prior is not None:
+        cap += (f" (lifted while the noise guards keep out less than {r.lift_cap_below:.0%} of the samples the "
+                "prior boosts)")
     guards = [f"{kind} ({', '.join(f'{k} {v:g}' for k, v in settings.items())})"
               for kind, settings in (cfg.guard.model_dump() if cfg.guard else {}).items() if settings is not None]
     if r.prior is None:
@@ -81,6 +84,12 @@ def summary(run: RunRecord, file: Path) -> str:
                                           f"{1 - share:.0%} from hardness")
         lines.append(f"  prior (epoch {last.epoch}): {last.prior_boosted} samples boosted by their categories, "
                      f"{_fmt(last.prior_draw_share, '.1%')} of next epoch's draws{split}")
+    measured = [e for e in run.history if e.boosted_flagged is not None]
+    if measured:
+        lifted = [e.epoch for e in measured if e.cap_lifted]
+        shares = [float(e.boosted_flagged) for e in measured if e.boosted_flagged is not None]
+        lines.append(f"  repeat cap: lifted after {len(lifted)} of the {len(measured)} epochs the guards judged "
+                     f"(they kept out {min(shares):.1%}-{max(shares):.1%} of the prior-boosted samples)")
     if run.fusion is not None and run.hard_ids.size:
         names, _ = resolve_sources(run, run.hard_ids)
         if any(n is not None for n in names):
@@ -109,6 +118,8 @@ def format_epochs(rows: list[EpochRow]) -> str:
     header += [f"excl:{k}" for k in reasons] if len(reasons) > 1 else ["excluded"]
     prior = any(r.prior_draw_share is not None for r in rows)
     header += ["overlap", "churn", "x drawn", "mined draws"] + (["prior draws", "prior boost"] if prior else [])
+    cap = any(r.boosted_flagged is not None for r in rows)
+    header += ["boosted flagged", "cap"] if cap else []
     header += [f"draws:{s}" for s in sources] + ["note"]
     body = []
     for r in rows:
@@ -123,6 +134,8 @@ def format_epochs(rows: list[EpochRow]) -> str:
                   _fmt(r.mined_draw_share, ".1%")]
         if prior:
             cells += [_fmt(r.prior_draw_share, ".1%"), _fmt(r.prior_boost_share, ".0%")]
+        if cap:
+            cells += [_fmt(r.boosted_flagged, ".1%"), "lifted" if r.cap_lifted else "-"]
         cells += [str(r.per_source.get(s, 0)) for s in sources]
         cells.append(r.note or "")
         body.append(cells)
@@ -133,6 +146,9 @@ def format_epochs(rows: list[EpochRow]) -> str:
     if prior:
         out += ("(prior draws: share of next epoch's draws going to samples the category prior boosts; prior boost: "
                 "share of the draws owed to weights above 1 that came from the prior, the rest from hardness)\n")
+    if cap:
+        out += ("(boosted flagged: share of the prior-boosted samples the noise guards keep out; cap: lifted = the "
+                "next epoch was planned without max_repeats, as resample.lift_cap_below allows)\n")
     return out
 
 

@@ -55,6 +55,9 @@ class MiningEvent:
     prior_draws: int | None = None  # next epoch's draws of those samples
     boost_draws: float | None = None  # next epoch's draws owed to weights above 1 (prior and hardness)
     prior_boost_draws: float | None = None  # the prior's part of boost_draws (the rest is hardness)
+    cap_lifted: bool = False  # the next epoch is planned without max_repeats (resample.lift_cap_below)
+    boosted_flagged: float | None = None  # share of the prior-boosted samples the noise guards keep out (None: not
+    # measured: no prior, no lift_cap_below, or the guards are still warming up)
 
     @property
     def mined_draw_share(self) -> float | None:
@@ -110,6 +113,9 @@ class MiningEvent:
                 out[f"{prefix}{name}"] = float(value)
         if self.boost_draws is not None:
             out[f"{prefix}boost_draws"] = float(self.boost_draws)
+        if self.boosted_flagged is not None:
+            out[f"{prefix}boosted_flagged"] = float(self.boosted_flagged)
+            out[f"{prefix}cap_lifted"] = float(self.cap_lifted)
         out.update({f"{prefix}source/{name}": float(n) for name, n in self.per_source.items()})
         return out
 
@@ -137,13 +143,15 @@ def log_event(event: MiningEvent, labels: dict[str, str]) -> None:
     ``labels``: ``{guard name: words}`` for why ids were excluded."""
     if distributed.get_rank() != 0:
         return
+    lift = "" if not event.cap_lifted else (f"; max_repeats lifted (the guards keep out "
+                                            f"{event.boosted_flagged:.1%} of the prior-boosted samples)")
     if not event.triggered:
-        logger.info("hardmine: epoch %d: mining not triggered yet (%d ids seen)", event.epoch, event.num_seen)
+        logger.info("hardmine: epoch %d: mining not triggered yet (%d ids seen)%s", event.epoch, event.num_seen, lift)
         return
     head = "mining triggered at epoch" if event.fired else "mining at epoch"
     cut = "n/a" if event.score_cut is None else f"{event.score_cut:.4g}"
     extra = "".join(f"; {n} excluded as {labels.get(r, r)}" for r, n in event.excluded.items() if n)
     ratio = "" if event.draw_ratio is None else f"; mined samples drawn {event.draw_ratio:.2f}x as often next epoch"
     why = f" ({event.reason})" if event.reason and not event.num_hard else ""
-    logger.info("hardmine: %s %d: %d hard samples (score >= %s)%s%s%s", head, event.epoch, event.num_hard, cut,
-                extra, ratio, why)
+    logger.info("hardmine: %s %d: %d hard samples (score >= %s)%s%s%s%s", head, event.epoch, event.num_hard, cut,
+                extra, ratio, lift, why)

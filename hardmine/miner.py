@@ -28,9 +28,11 @@ from hardmine.buffer import RecordBuffer
 from hardmine.config import HardMiningConfig, check_resume
 from hardmine.event import MiningEvent, log_event, score_histogram
 from hardmine.guards import Guard, GuardChain
+from hardmine.guards._chain import Verdict
 from hardmine.history import MiningHistory
 from hardmine.ids import IdSpace, MappedIds, id_space_for
-from hardmine.planner import Planner
+from hardmine.ledger import LedgerStats
+from hardmine.planner import Planner, lift_cap
 from hardmine.prior import prior_weights
 from hardmine.run_record import MINER_KIND, MINER_VERSION, RunRecord
 from hardmine.selection import select_among, why_none
@@ -173,6 +175,7 @@ class HardMiner:
         del kept
         selection = select_among(self.selector, ids, scores, len(stats)) if self.active else None
         hard = None if selection is None else selection.ids
+        lifted, boosted_flagged = self._cap(stats, verdict)
         figures = self.planner.plan(self.sampler, None if hard is None else self.id_space.positions(hard), epoch + 1)
         monitor = getattr(self.trigger, "monitor", None)
         event = MiningEvent(
@@ -183,9 +186,23 @@ class HardMiner:
             excluded={} if selection is None else self.guards.excluded(verdict, stats, self.selector),
             overlap_prev=None if hard is None else self._history.overlap(hard),
             score_hist=score_histogram(scores) if self.active else {},
-            metric=float(metrics[monitor]) if monitor in metrics else None, **asdict(figures))
+            metric=float(metrics[monitor]) if monitor in metrics else None, cap_lifted=lifted,
+            boosted_flagged=boosted_flagged, **asdict(figures))
         log_event(event, self.guards.labels())
         return self._history.append(event, hard)
+
+    def _cap(self, stats: LedgerStats, verdict: Verdict | None) -> tuple[bool, float | None]:
+        """Set the sampler's cap for the next epoch: ``max_repeats``, or none while ``lift_cap_below`` says the
+        prior-boosted samples look clean. Returns (lifted, the flagged share of them; None: not measured)."""
+        below, cap = self.config.resample.lift_cap_below, self.config.resample.max_repeats
+        lifted, share = False, None
+        prior = self.planner.prior
+        if below is not None and cap is not None and prior is not None and verdict is not None and self.guards.judging:
+            flagged = np.zeros(prior.size, dtype=bool)
+            flagged[self.id_space.positions(stats.ids[self.guards.noise_flags(verdict)])] = True
+            lifted, share = lift_cap(prior, flagged, below)
+        self.sampler.max_repeats = None if lifted else cap
+        return lifted, share
 
     # ------------------------------------------------------------------ state
     def _parts(self) -> dict[str, Any]:

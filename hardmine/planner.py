@@ -19,7 +19,7 @@ import numpy as np
 
 from hardmine.sampler import PlanSampler, Weights
 
-__all__ = ["PlanFigures", "Planner", "boost_split"]
+__all__ = ["PlanFigures", "Planner", "boost_split", "lift_cap"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,22 @@ def boost_split(counts: np.ndarray, prior: np.ndarray, hardness: np.ndarray) -> 
     owed = counts[up] * (1.0 - 1.0 / w[up])
     share = np.log(np.maximum(prior[up], 1.0)) / np.log(w[up])  # hardness >= 1 here: the share lies in [0, 1]
     return float(owed.sum()), float((owed * np.clip(share, 0.0, 1.0)).sum())
+
+
+def lift_cap(prior: np.ndarray, flagged: np.ndarray, below: float) -> tuple[bool, float]:
+    """Whether to plan the next epoch without ``max_repeats``, and the share of the prior-boosted positions
+    (prior > 1) that the noise guards keep out (``flagged``, a mask over the same positions).
+
+    Under ``below`` the labels of the boosted samples look clean, and the cap, which keeps flipped labels in a
+    rare category from being drawn many times an epoch, only stops the prior short of full balance.
+
+    >>> lift_cap(np.array([1.0, 5.0, 5.0, 5.0]), np.array([True, False, False, True]), below=0.1)
+    (False, 0.3333333333333333)
+    """
+    boosted = prior > 1.0
+    n = int(np.count_nonzero(boosted))
+    share = float(np.count_nonzero(flagged & boosted)) / n if n else 0.0
+    return bool(n) and share < below, share
 
 
 class Planner:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hardmine.guards import (
     Cartography,
     Guard,
+    GuardChain,
     Learnability,
     LossMixture,
     LossTail,
@@ -261,3 +262,14 @@ def test_build_guards_from_the_config_section() -> None:
         build_guards({"learnabilty": {}})
     with pytest.raises(TypeError):
         build_guards({"staleness": {"max_agee": 1}})
+
+
+def test_the_chain_says_when_its_noise_guards_judge_and_which_ids_they_flag() -> None:
+    chain = GuardChain([Cartography(warmup=2, quantile=0.0), Staleness(0)])
+    stats = _stats(np.array([0.1, 3.0, 3.0]), last_seen=np.array([0, 0, -1]))
+    verdict = chain.judge(stats, epoch=0)
+    assert not chain.judging and chain.noise_flags(verdict).tolist() == [False, False, False]  # id 2 is only stale
+    verdict = chain.judge(stats, epoch=1)
+    assert chain.judging and verdict.who.tolist() == [1, 0, 0]
+    assert chain.noise_flags(verdict).tolist() == [False, True, True]  # staleness is not a noise verdict
+    assert not GuardChain([Staleness(1)]).judging and GuardChain([LossTail(0.1)]).judging

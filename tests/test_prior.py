@@ -207,3 +207,77 @@ def test_resume_needs_the_same_categories(tmp_path: Path) -> None:
         hm.HardMiner.load(path)
     with pytest.raises(ValueError, match="categories"):
         hm.HardMiner.load(path, categories=[0] * 5 + [1] * 5)
+
+
+def _tail_run(rare_loss: float, lift: float | None = 0.1, epochs: int = 4) -> hm.HardMiner:
+    """95 common samples and 5 of a rare category (prior 19x); every loss 0.1 but the rare ones' ``rare_loss``."""
+    cats = [0] * 95 + [1] * 5
+    miner = hm.HardMiner({"seed": 0, "resample": {"lift_cap_below": lift}}, num_samples=100, categories=cats)
+    losses = np.where(np.arange(100) < 95, 0.1, rare_loss).astype(np.float32)
+    for epoch in range(epochs):
+        miner.sampler.set_epoch(epoch)
+        miner.record(np.arange(100), losses)
+        miner.end_epoch(epoch)
+    return miner
+
+
+def test_the_cap_is_lifted_once_the_guard_vouches_for_the_prior_boosted_labels(caplog: pytest.LogCaptureFixture
+                                                                               ) -> None:
+    with caplog.at_level("INFO", logger="hardmine"):
+        miner = _tail_run(rare_loss=0.1)  # the rare samples are learned: nothing to flag
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert "max_repeats lifted (the guards keep out 0.0% of the prior-boosted samples)" in lines[2]
+    assert "lifted" not in lines[1]
+    h = miner.history
+    assert [e.boosted_flagged for e in h[:2]] == [None, None]  # the guard is warming up (3 epochs): the cap holds
+    assert not h[0].cap_lifted and not h[1].cap_lifted
+    assert [e.cap_lifted for e in h[2:]] == [True, True] and h[-1].boosted_flagged == 0.0
+    assert miner.sampler.max_repeats is None
+    counts = miner.sampler.counts()
+    assert counts[95:].min() > 4 and counts.sum() == 100  # the prior (19x) beyond the configured cap, same length
+    logs = h[-1].scalars()
+    assert logs["hardmine/cap_lifted"] == 1.0 and logs["hardmine/boosted_flagged"] == 0.0
+    assert "hardmine/cap_lifted" not in h[0].scalars()
+
+
+def test_the_cap_holds_where_the_guard_flags_the_prior_boosted_samples() -> None:
+    miner = _tail_run(rare_loss=3.0)  # low, flat confidence: what a flipped label looks like
+    last = miner.history[-1]
+    assert last.excluded.get("hard_to_learn", 0) > 0 and last.boosted_flagged == 1.0 and not last.cap_lifted
+    assert miner.sampler.max_repeats == 4 and miner.sampler.counts().max() <= 4
+
+
+def test_lift_cap_below_null_keeps_the_cap() -> None:
+    miner = _tail_run(rare_loss=0.1, lift=None)
+    assert all(e.boosted_flagged is None and not e.cap_lifted for e in miner.history)
+    assert miner.sampler.max_repeats == 4 and miner.sampler.counts().max() <= 4
+    no_prior = hm.HardMiner({}, num_samples=10)  # without categories the rule never applies
+    no_prior.record(np.arange(10), np.ones(10, np.float32))
+    assert no_prior.end_epoch(0).boosted_flagged is None
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.5, float("nan")])
+def test_lift_cap_below_is_checked_by_name(value: float) -> None:
+    with pytest.raises(ValueError, match="lift_cap_below"):
+        hm.HardMiningConfig.model_validate({"resample": {"lift_cap_below": value}})
+
+
+def test_a_lifted_cap_survives_a_resume_and_the_report_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    miner = _tail_run(rare_loss=0.1)
+    path = miner.save(tmp_path / "m.npz")
+    again = hm.HardMiner.load(path, categories=[0] * 95 + [1] * 5)
+    assert again.sampler.max_repeats is None
+    assert np.array_equal(again.sampler.counts(), miner.sampler.counts())
+    for m in (miner, again):  # one more epoch each: the same plan
+        m.sampler.set_epoch(4)
+        m.record(np.arange(100), np.full(100, 0.1, np.float32))
+        m.end_epoch(4)
+    assert list(again.sampler) == list(miner.sampler)
+    from hardmine.cli import main
+
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "repeat cap: lifted after 2 of the 2 epochs the guards judged" in out
+    assert "lifted while the noise guards keep out less than 10% of the samples the prior boosts" in out
+    assert "boosted flagged" in out and "lifted" in out.split("boosted flagged")[1]

@@ -22,6 +22,12 @@ class Guard(Versioned, ABC):
 
     name: ClassVar[str] = "guard"
     label: ClassVar[str] = "excluded by a guard"  # how logs say why: "12 excluded as <label>"
+    noise: ClassVar[bool] = True  # what it keeps out looks mislabeled (False: for another reason, e.g. staleness)
+
+    @property
+    def judging(self) -> bool:
+        """Whether the guard can keep ids out yet (False during a warm-up)."""
+        return True
 
     @abstractmethod
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:

@@ -45,6 +45,9 @@ class Cartography(TrackedGuard):
         self.max_variability = check_fraction("max_variability", max_variability)
         self.quantile = check_fraction("quantile", quantile, low_open=False)
 
+    def _warmup_epochs(self) -> int:
+        return self.warmup
+
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
         rows, new = self._rows(stats.ids, epoch)
         a = self._arrays

@@ -80,6 +80,18 @@ class GuardChain:
             who[mask if i == 0 else (who < 0) & mask] = i
         return Verdict(who)
 
+    @property
+    def judging(self) -> bool:
+        """Whether there is a noise guard and every noise guard can keep ids out yet (past its warm-up)."""
+        noise = [g for g in self._guards if g.noise]
+        return bool(noise) and all(g.judging for g in noise)
+
+    def noise_flags(self, verdict: Verdict) -> np.ndarray:
+        """True where a noise guard (not staleness) kept the id out."""
+        noise = np.array([g.noise for g in self._guards] + [False])  # who == -1 reads the last entry
+        flags: np.ndarray = noise[verdict.who]
+        return flags
+
     def reasons(self, who: np.ndarray) -> dict[str, int]:
         """``{guard.name: count}`` of the attributions ``who`` (a subset of a verdict's)."""
         return count_reasons(self._guards, who)

@@ -45,6 +45,9 @@ class Learnability(TrackedGuard):
         self.quantile = check_fraction("quantile", quantile, low_open=False)
         self.smoothing = check_fraction("smoothing", smoothing, low_open=False)
 
+    def _warmup_epochs(self) -> int:
+        return self.patience
+
     def exclude(self, stats: LedgerStats, epoch: int) -> np.ndarray:
         rows, new = self._rows(stats.ids, epoch)
         if new:

@@ -19,6 +19,7 @@ class Staleness(Guard):
 
     name: ClassVar[str] = "stale"
     label: ClassVar[str] = "stale (not seen lately)"
+    noise: ClassVar[bool] = False
 
     def __init__(self, max_age: int = 3) -> None:
         self.max_age = check_int("max_age", max_age, 0)

@@ -34,6 +34,16 @@ class TrackedGuard(Guard):
         self._arrays: dict[str, np.ndarray] = {k: np.empty(0, dtype=t) for k, (t, _) in self._FIELDS.items()}
         self._epoch: int | None = None
 
+    def _warmup_epochs(self) -> int:
+        """Epochs an id must have been tracked before the guard judges it."""
+        return 1
+
+    @property
+    def judging(self) -> bool:
+        """Whether some id has been tracked for the warm-up (once true, it stays true)."""
+        t = self._arrays["tracked"]
+        return bool(t.size) and int(t.max()) >= self._warmup_epochs()
+
     def _rows(self, ids: np.ndarray, epoch: int) -> tuple[np.ndarray | slice, bool]:
         """The rows of ``ids`` (untracked ids are added), and whether this is the first call of a new epoch."""
         epoch = int(epoch)
