@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.quality.candidates import Cartography, CategoryTopK, Slope, soft_mixture, with_selector
+from benchmarks.quality.candidates import (
+    Cartography,
+    CategoryTopK,
+    Slope,
+    lift_cap_when_clean,
+    soft_mixture,
+    with_selector,
+)
 from benchmarks.quality.train import mining
 from benchmarks.quality.variants import Variant, miner_variant
 from hardmine.guards import Guard, Learnability, Staleness
@@ -33,7 +40,8 @@ def cfg(prior: Any = None, max_repeats: int | None = 4, hard_weight: float = 2.0
         "staleness": {"max_age": 3}, "cartography": None}  # cartography is on by default since phase 6
     trigger = NEVER if start_epoch is None else {"kind": "epoch", "start_epoch": start_epoch}
     return {"ema_decay": 0.3, "trigger": trigger, "select": {"kind": "top_k", "k": k}, "guard": guard,
-            "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats, "prior": prior}}
+            "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats, "prior": prior,
+                         "lift_cap_below": None}}  # the cap always holds, as when these were measured (phase 7)
 
 
 def cb(power: float) -> dict[str, Any]:
@@ -163,3 +171,47 @@ for _w, _c, _v, _hw, _k in ((4, 0.2, 0.05, 3.0, 0.1), (3, 0.2, 0.05, 3.0, 0.1), 
 # so that a model still unsure of everything keeps mining (the Qwen3-VL demo's untrained stand-in mined 9 of 28)
 _add("K3_0.25_0.05_x4_k0.15_q0.5", "K3_0.25_0.05_x4_k0.15 with the guard's quantile 0.5 (the new defaults)",
      cart_cfg(3, 0.25, 0.05, 4.0, 0.15, 0.5))
+
+# phase 7 (subpop first, where 0% noise misses its +2): the shipped defaults with stronger or earlier mining
+PHASE7: dict[str, dict[str, Any]] = {
+    "D_x6": {"resample": {"hard_weight": 6.0}},
+    "D_x6_c8": {"resample": {"hard_weight": 6.0, "max_repeats": 8}},
+    "D_x8_c8_k0.1": {"resample": {"hard_weight": 8.0, "max_repeats": 8}, "select": {"kind": "top_k", "k": 0.1}},
+    "D_k0.25": {"select": {"kind": "top_k", "k": 0.25}},
+    "D_s1": {"trigger": {"kind": "epoch", "start_epoch": 1}},
+    "D_ema0.6": {"ema_decay": 0.6},
+    "D_ema0": {"ema_decay": 0.0},
+    "D_cnone": {"resample": {"max_repeats": None}},
+    "D_c6": {"resample": {"max_repeats": 6}},
+    "D_c8": {"resample": {"max_repeats": 8}},
+}
+for _name, _over in PHASE7.items():  # measured before the defaults lifted the cap (lift_cap_below: null)
+    _add(_name, f"the defaults with {_over}",
+         {**_over, "resample": {**_over.get("resample", {}), "lift_cap_below": None}})
+
+# the frontier of resampling on subpop: an oracle that knows which training samples are the rare modes and draws
+# them w times as often (with replacement, as the frequency baselines draw); no sampler can know more than that
+from benchmarks.quality.train import WithReplacement  # noqa: E402
+
+for _wo in (2.0, 4.0, 8.0, 16.0):
+    STUDY.append(Variant(f"oracle_rare_x{_wo:g}", f"oracle: the true rare-mode samples drawn x{_wo:g} (replacement)",
+                         lambda task, seed, w=_wo: WithReplacement(np.where(task.rare & ~task.noisy, w, 1.0), seed)))
+
+# adaptive repeat cap (prototype, candidates.lift_cap_when_clean): max_repeats 4 until the noise guard judges, then
+# lifted for the epoch ahead while the guard flags less than `tau` of the prior-boosted samples, kept otherwise
+def _adaptive(tau: float) -> Variant:
+    def setup(miner: Any) -> None:
+        lift_cap_when_clean(miner, tau)
+
+    def build(task: Any, seed: int) -> Any:
+        m = mining({"resample": {"lift_cap_below": None}})(task, seed)  # the prototype in place of the library's
+        setup(m.miner)  # type: ignore[attr-defined]
+        return m
+
+    return Variant(f"AC_{tau:g}", f"the defaults, max_repeats lifted while the guard flags < {tau:.0%} of the "
+                   "prior-boosted samples", build, config={"resample": {"lift_cap_below": None}}, categories=True,
+                   setup=setup)
+
+
+for _tau in (0.1, 0.25, 0.5, 2.0):
+    STUDY.append(_adaptive(_tau))

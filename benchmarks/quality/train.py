@@ -156,9 +156,7 @@ def train(task: Task, seed: int, sampling: Sampling, lr: float, settings: TrainS
         if len(miner.guards):
             stats = miner.id_space.eligible(miner.ledger.stats(miner.config.min_observations))
             flagged = np.zeros(len(task.y), dtype=bool)
-            who = miner.guards.judge(stats, last.epoch).who
-            noise = np.array([g.name != "stale" for g in miner.guards] + [False])  # who == -1: the False
-            flagged[stats.ids[noise[who]]] = True
+            flagged[stats.ids[miner.guards.noise_flags(miner.guards.judge(stats, last.epoch))]] = True
             clean = ~task.noisy
             res.flag_noisy = float(flagged[task.noisy].mean()) if task.noisy.any() else float("nan")
             res.flag_clean_rare = float(flagged[clean & task.rare].mean())

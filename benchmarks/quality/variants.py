@@ -24,7 +24,7 @@ RFS_THRESHOLD = 0.3  # the baseline's best of {0.03, 0.1, 0.3} on the tuning see
 def old_config() -> dict[str, Any]:
     """hardmine's defaults before issue 12, written out so that they stay fixed when the defaults change."""
     return {"ema_decay": 0.3, "trigger": {"kind": "epoch", "start_epoch": 2}, "select": {"kind": "top_k", "k": 0.1},
-            "resample": {"hard_weight": 2.0, "max_repeats": 4, "prior": None},
+            "resample": {"hard_weight": 2.0, "max_repeats": 4, "prior": None, "lift_cap_below": None},
             "guard": {"learnability": {"patience": 2, "min_drop": 0.15, "quantile": 0.5, "smoothing": 0.6},
                       "staleness": {"max_age": 3}, "cartography": None}}
 
@@ -52,6 +52,7 @@ class Variant:
     config: dict[str, Any] | None = None  # the mining block (None: not a miner)
     categories: bool = False  # the miner is given the observed labels as categories
     weights: Callable[[np.ndarray], np.ndarray] | None = None  # a frequency baseline's weights from labels
+    setup: Callable[[Any], None] | None = None  # a study prototype's hook on the HardMiner (both task kinds)
 
 
 def miner_variant(name: str, description: str, config: dict[str, Any], categories: bool = True) -> Variant:
