@@ -158,3 +158,22 @@ def test_a_fusion_file_trains_with_its_dataset_and_reports_without(tmp_path: Pat
     record = RunRecord.load(path)
     assert [e.to_dict() for e in record.history] == [e.to_dict() for e in miner.history]
     assert record.hard_ids.tolist() == miner.hard_ids.tolist() and len(record.ledger) == len(miner.ledger)
+
+
+def test_a_lifted_cap_reaches_the_targets_and_leaves_the_auxiliary_quotas() -> None:
+    fusion = FusionDataset({"a": [{"x": i} for i in range(100)]}, {"b": ([{"y": i} for i in range(50)], 0.5)})
+    cats = {"a": [0] * 95 + [1] * 5}  # a 19x prior on the last five targets
+    capped = HardMiner({"seed": 0, "resample": {"lift_cap_below": None}}, dataset=fusion, categories=cats)
+    lifted = HardMiner({"seed": 0}, dataset=fusion, categories=cats)
+    for epoch in range(4):
+        for m in (capped, lifted):
+            m.sampler.set_epoch(epoch)
+            stream = list(m.sampler)
+            ids = np.array([fusion[i]["sample_id"] for i in stream], dtype=np.int64)
+            names, _ = fusion.decode_many(ids)
+            keep = names == "a"  # every target is learned (loss 0.1): nothing for the guard to flag
+            m.record(ids[keep], np.full(int(keep.sum()), 0.1, np.float32))
+            m.end_epoch(epoch)
+    assert capped.sampler.max_repeats == 4 and lifted.sampler.max_repeats is None and lifted.history[-1].cap_lifted
+    assert lifted.sampler.counts()[95:100].min() > 4 >= capped.sampler.counts()[:100].max()
+    assert lifted.sampler.source_counts() == capped.sampler.source_counts() == {"a": 100, "b": 50}
