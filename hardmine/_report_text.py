@@ -84,11 +84,10 @@ def summary(run: RunRecord, file: Path) -> str:
                                           f"{1 - share:.0%} from hardness")
         lines.append(f"  prior (epoch {last.epoch}): {last.prior_boosted} samples boosted by their categories, "
                      f"{_fmt(last.prior_draw_share, '.1%')} of next epoch's draws{split}")
-    measured = [e for e in run.history if e.boosted_flagged is not None]
-    if measured:
-        lifted = [e.epoch for e in measured if e.cap_lifted]
-        shares = [float(e.boosted_flagged) for e in measured if e.boosted_flagged is not None]
-        lines.append(f"  repeat cap: lifted after {len(lifted)} of the {len(measured)} epochs the guards judged "
+    shares = [e.boosted_flagged for e in run.history if e.boosted_flagged is not None]
+    if shares:
+        lifted = sum(e.cap_lifted for e in run.history)  # only a measured epoch can lift the cap
+        lines.append(f"  repeat cap: lifted after {lifted} of the {len(shares)} epochs the guards judged "
                      f"(they kept out {min(shares):.1%}-{max(shares):.1%} of the prior-boosted samples)")
     if run.fusion is not None and run.hard_ids.size:
         names, _ = resolve_sources(run, run.hard_ids)

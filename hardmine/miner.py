@@ -27,8 +27,7 @@ from hardmine._state import check_state, stamp
 from hardmine.buffer import RecordBuffer
 from hardmine.config import HardMiningConfig, check_resume
 from hardmine.event import MiningEvent, log_event, score_histogram
-from hardmine.guards import Guard, GuardChain
-from hardmine.guards._chain import Verdict
+from hardmine.guards import Guard, GuardChain, Verdict
 from hardmine.history import MiningHistory
 from hardmine.ids import IdSpace, MappedIds, id_space_for
 from hardmine.ledger import LedgerStats
@@ -196,11 +195,11 @@ class HardMiner:
         prior-boosted samples look clean. Returns (lifted, the flagged share of them; None: not measured)."""
         below, cap = self.config.resample.lift_cap_below, self.config.resample.max_repeats
         lifted, share = False, None
-        prior = self.planner.prior
-        if below is not None and cap is not None and prior is not None and verdict is not None and self.guards.judging:
-            flagged = np.zeros(prior.size, dtype=bool)
+        if (below is not None and cap is not None and self.planner.prior is not None and verdict is not None
+                and self.guards.judging):
+            flagged = np.zeros(self.planner.boosted.size, dtype=bool)
             flagged[self.id_space.positions(stats.ids[self.guards.noise_flags(verdict)])] = True
-            lifted, share = lift_cap(prior, flagged, below)
+            lifted, share = lift_cap(self.planner.boosted, flagged, below)
         self.sampler.max_repeats = None if lifted else cap
         return lifted, share
 

@@ -57,17 +57,16 @@ def boost_split(counts: np.ndarray, prior: np.ndarray, hardness: np.ndarray) -> 
     return float(owed.sum()), float((owed * np.clip(share, 0.0, 1.0)).sum())
 
 
-def lift_cap(prior: np.ndarray, flagged: np.ndarray, below: float) -> tuple[bool, float]:
+def lift_cap(boosted: np.ndarray, flagged: np.ndarray, below: float) -> tuple[bool, float]:
     """Whether to plan the next epoch without ``max_repeats``, and the share of the prior-boosted positions
-    (prior > 1) that the noise guards keep out (``flagged``, a mask over the same positions).
+    (``boosted``: prior > 1) that the noise guards keep out (``flagged``, a mask over the same positions).
 
     Under ``below`` the labels of the boosted samples look clean, and the cap, which keeps flipped labels in a
     rare category from being drawn many times an epoch, only stops the prior short of full balance.
 
-    >>> lift_cap(np.array([1.0, 5.0, 5.0, 5.0]), np.array([True, False, False, True]), below=0.1)
+    >>> lift_cap(np.array([False, True, True, True]), np.array([True, False, False, True]), below=0.1)
     (False, 0.3333333333333333)
     """
-    boosted = prior > 1.0
     n = int(np.count_nonzero(boosted))
     share = float(np.count_nonzero(flagged & boosted)) / n if n else 0.0
     return bool(n) and share < below, share
@@ -95,6 +94,8 @@ class Planner:
             if prior.ndim != 1 or (prior.size and not (np.isfinite(prior).all() and prior.min() >= 1.0)):
                 raise ValueError(f"prior must be a 1-D array of finite weights >= 1, but got {prior!r}")
         self.prior = prior
+        # the positions the prior boosts (it never changes; none without a prior)
+        self.boosted: np.ndarray = np.zeros(0, dtype=bool) if prior is None else prior > 1.0
         self.kind = kind  # the prior's kind (repeat_factor, class_balanced), for its fingerprint
 
     def fingerprint(self) -> dict[str, Any] | None:
@@ -102,7 +103,7 @@ class Planner:
         resume with other categories (or none) is refused rather than silently re-planned."""
         if self.prior is None:
             return None
-        return {"kind": self.kind, "size": int(self.prior.size), "boosted": int((self.prior > 1).sum()),
+        return {"kind": self.kind, "size": int(self.prior.size), "boosted": int(np.count_nonzero(self.boosted)),
                 "crc32": zlib.crc32(np.ascontiguousarray(self.prior, dtype="<f8").tobytes())}
 
     def weights(self, positions: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +144,7 @@ class Planner:
         boosted = prior_draws = boost = prior_boost = None
         if self.prior is not None:
             prior, hardness = self.weights(positions if mined else None, sampler.num_weighted)
-            up = prior > 1.0
+            up = self.boosted
             boosted, prior_draws = int(up.sum()), int(weighted[up].sum())
             boost, prior_boost = boost_split(weighted, prior, hardness)
         return PlanFigures(np.bincount(weighted).tolist(), sampler.source_counts(), int(counts.sum()), hard, ratio,
