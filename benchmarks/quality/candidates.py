@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine import HardMiner
 from hardmine.guards import Guard
 from hardmine.ledger import LedgerStats
 from hardmine.selection import Selection, Selector, TopK
@@ -160,30 +159,3 @@ def soft_mixture(build: Any) -> Any:
         return s
 
     return wrapped
-
-
-
-def lift_cap_when_clean(miner: HardMiner, tau: float, cap: int = 4) -> None:
-    """Wrap ``miner.end_epoch``: after each epoch end, plan the epoch ahead without ``max_repeats`` when the noise
-    guards flag less than ``tau`` of the prior-boosted samples (and have judged), with ``cap`` otherwise."""
-    end_epoch = miner.end_epoch
-
-    def wrapped(epoch: int, metrics: Any = None) -> Any:
-        event = end_epoch(epoch, metrics)
-        prior = miner.planner.prior
-        cart = [g for g in miner.guards if g.name == "hard_to_learn"]
-        if prior is None or not cart:
-            return event
-        stats = miner.id_space.eligible(miner.ledger.stats(miner.config.min_observations))
-        verdict = miner.guards.judge(stats, epoch)  # a second call of the epoch: the same verdict
-        flagged = np.zeros(prior.size, dtype=bool)
-        flagged[miner.id_space.positions(stats.ids[miner.guards.noise_flags(verdict)])] = True
-        judged = cart[0]._arrays["tracked"].max(initial=0) >= cart[0].warmup  # type: ignore[attr-defined]
-        new = cap if not judged or flagged[prior > 1.0].mean() >= tau else None
-        if new != miner.sampler.max_repeats:
-            miner.sampler.max_repeats = new
-            hard = miner.hard_ids
-            miner.planner.plan(miner.sampler, miner.id_space.positions(hard) if hard.size else None, epoch + 1)
-        return event
-
-    miner.end_epoch = wrapped  # type: ignore[method-assign]

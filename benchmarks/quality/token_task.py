@@ -113,8 +113,6 @@ def train_tokens(variant: Any, seed: int, noise: float, lr: float) -> RunResult:
         elif variant.config is not None:  # categories: the column, read from the Arrow table (no decoding)
             trainer = HardMiningTrainer(**common, mining={**variant.config, "seed": seed},
                                         categories="category" if variant.categories else None)
-            if variant.setup is not None:
-                variant.setup(trainer._hm_ensure_miner())
         elif variant.name == "uniform":
             trainer = Trainer(**common)
         else:

@@ -52,7 +52,6 @@ class Variant:
     config: dict[str, Any] | None = None  # the mining block (None: not a miner)
     categories: bool = False  # the miner is given the observed labels as categories
     weights: Callable[[np.ndarray], np.ndarray] | None = None  # a frequency baseline's weights from labels
-    setup: Callable[[Any], None] | None = None  # a study prototype's hook on the HardMiner (both task kinds)
 
 
 def miner_variant(name: str, description: str, config: dict[str, Any], categories: bool = True) -> Variant:
