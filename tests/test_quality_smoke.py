@@ -53,3 +53,11 @@ def test_the_runner_writes_its_tables(tmp_path: Path) -> None:
     assert {r["variant"] for r in rows} == {"uniform", "new_defaults"} and len(rows) == 4
     md = (tmp_path / "results.md").read_text()
     assert "| 0% | new_defaults | 0.003 |" in md and "common-class accuracy vs uniform" in md
+
+
+def test_digits_runs_more_seeds_than_the_other_tasks_unless_told() -> None:
+    from benchmarks.quality.run import task_seeds
+
+    seeds = task_seeds(["subpop", "digits_lt", "tokens_lt"], 100)
+    assert seeds == {"subpop": range(100, 105), "digits_lt": range(100, 110), "tokens_lt": range(100, 105)}
+    assert set(task_seeds(["subpop", "digits_lt"], 0, 2).values()) == {range(0, 2)}
