@@ -154,6 +154,9 @@ class ResampleConfig(_Strict):
     # with a prior: plan the next epoch without max_repeats while the noise guards, once judging, keep out less
     # than this share of the prior-boosted samples (clean labels: the prior in full); null: the cap always holds
     lift_cap_below: Optional[float] = Field(0.1, gt=0, le=1, allow_inf_nan=False)
+    # with a prior: the samples it boosts at least this much (prior weight >= this) keep at least the share of the
+    # epoch the prior alone gives them, so mining adds draws to rare categories and never takes the prior's away
+    keep_rare_share: Optional[float] = Field(2.0, gt=1, allow_inf_nan=False)
     # auto: the measured best prior when the miner is given categories, none otherwise; null: no prior
     prior: Optional[PriorField] = "auto"
 

@@ -76,6 +76,7 @@ class EpochRow:
     prior_boost_share: float | None = None  # share of the boost that came from the prior (the rest: hardness)
     boosted_flagged: float | None = None  # share of the prior-boosted samples the noise guards keep out
     cap_lifted: bool = False  # the next epoch was planned without max_repeats
+    rare_scale: float | None = None  # factor that kept the rare categories' share (resample.keep_rare_share)
 
 
 def _status(e: MiningEvent) -> str:
@@ -99,7 +100,7 @@ def epoch_rows(history: list[MiningEvent]) -> list[EpochRow]:
                              draw_ratio=e.draw_ratio, mined_draw_share=e.mined_draw_share,
                              note=None if e.reason in (None, "disabled") else e.reason,
                              prior_draw_share=e.prior_draw_share, prior_boost_share=e.prior_boost_share,
-                             boosted_flagged=e.boosted_flagged, cap_lifted=e.cap_lifted))
+                             boosted_flagged=e.boosted_flagged, cap_lifted=e.cap_lifted, rare_scale=e.rare_scale))
     return rows
 
 

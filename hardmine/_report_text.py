@@ -50,6 +50,9 @@ def describe_config(cfg: HardMiningConfig) -> list[str]:
                    else f"power {kind.power:g}")
         prior = f"frequency prior: {kind.kind} ({setting})" + (
             " when categories are given (prior: auto)" if r.prior == "auto" else "")
+        if r.keep_rare_share is not None:
+            prior += (f"; the samples it boosts {r.keep_rare_share:g}x or more keep at least the share of the epoch "
+                      "it gives them (keep_rare_share)")
     return [
         when,
         f"selects {which} (score: {agg[cfg.aggregate]} of each sample's loss{need})",
@@ -89,6 +92,11 @@ def summary(run: RunRecord, file: Path) -> str:
         lifted = sum(e.cap_lifted for e in run.history)  # only a measured epoch can lift the cap
         lines.append(f"  repeat cap: lifted after {lifted} of the {len(shares)} epochs the guards judged "
                      f"(they kept out {min(shares):.1%}-{max(shares):.1%} of the prior-boosted samples)")
+    scales = [e.rare_scale for e in run.history if e.rare_scale is not None]
+    if scales:
+        raised = [x for x in scales if x > 1.0]
+        lines.append(f"  rare share: kept by raising the rare categories' prior in {len(raised)} of {len(scales)} "
+                     "epochs" + (f" (by up to {max(raised):.2f}x)" if raised else ""))
     if run.fusion is not None and run.hard_ids.size:
         names, _ = resolve_sources(run, run.hard_ids)
         if any(n is not None for n in names):
@@ -119,6 +127,8 @@ def format_epochs(rows: list[EpochRow]) -> str:
     header += ["overlap", "churn", "x drawn", "mined draws"] + (["prior draws", "prior boost"] if prior else [])
     cap = any(r.boosted_flagged is not None for r in rows)
     header += ["boosted flagged", "cap"] if cap else []
+    rare = any(r.rare_scale is not None for r in rows)
+    header += ["rare kept"] if rare else []
     header += [f"draws:{s}" for s in sources] + ["note"]
     body = []
     for r in rows:
@@ -135,6 +145,8 @@ def format_epochs(rows: list[EpochRow]) -> str:
             cells += [_fmt(r.prior_draw_share, ".1%"), _fmt(r.prior_boost_share, ".0%")]
         if cap:
             cells += [_fmt(r.boosted_flagged, ".1%"), "lifted" if r.cap_lifted else "-"]
+        if rare:
+            cells.append("-" if r.rare_scale is None or r.rare_scale <= 1.0 else f"x{r.rare_scale:.2f}")
         cells += [str(r.per_source.get(s, 0)) for s in sources]
         cells.append(r.note or "")
         body.append(cells)
@@ -148,6 +160,9 @@ def format_epochs(rows: list[EpochRow]) -> str:
     if cap:
         out += ("(boosted flagged: share of the prior-boosted samples the noise guards keep out; cap: lifted = the "
                 "next epoch was planned without max_repeats, as resample.lift_cap_below allows)\n")
+    if rare:
+        out += ("(rare kept: the factor on the prior of the rare categories (resample.keep_rare_share) that "
+                "kept their share of the epoch from falling below the prior's as mining drew other samples)\n")
     return out
 
 

@@ -55,6 +55,8 @@ class MiningEvent:
     prior_draws: int | None = None  # next epoch's draws of those samples
     boost_draws: float | None = None  # next epoch's draws owed to weights above 1 (prior and hardness)
     prior_boost_draws: float | None = None  # the prior's part of boost_draws (the rest is hardness)
+    rare_scale: float | None = None  # factor on the prior of the rare samples that kept their share of the epoch
+    # (resample.keep_rare_share; 1: mining did not shrink it; None: not set, or no rare samples)
     cap_lifted: bool = False  # the next epoch is planned without max_repeats (resample.lift_cap_below)
     boosted_flagged: float | None = None  # share of the prior-boosted samples the noise guards keep out (None: not
     # measured: no prior, no lift_cap_below, or the guards are still warming up)
@@ -113,6 +115,8 @@ class MiningEvent:
                 out[f"{prefix}{name}"] = float(value)
         if self.boost_draws is not None:
             out[f"{prefix}boost_draws"] = float(self.boost_draws)
+        if self.rare_scale is not None:
+            out[f"{prefix}rare_scale"] = float(self.rare_scale)
         if self.boosted_flagged is not None:
             out[f"{prefix}boosted_flagged"] = float(self.boosted_flagged)
             out[f"{prefix}cap_lifted"] = float(self.cap_lifted)

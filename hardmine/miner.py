@@ -93,7 +93,8 @@ class HardMiner:
         spec = cfg.resample.build_prior(categories is not None) if cfg.enabled else None
         prior = None if spec is None else prior_weights(spec, categories, self.num_samples,
                                                         fusion=getattr(self.id_space, "layout", None))
-        self.planner = Planner(cfg.resample.hard_weight, prior, None if spec is None else spec.kind)
+        self.planner = Planner(cfg.resample.hard_weight, prior, None if spec is None else spec.kind,
+                               cfg.resample.keep_rare_share)
         if prior is not None:
             self.sampler.set_weights(prior)  # the prior applies from the first epoch on
         self.active = False

@@ -3,10 +3,12 @@ plan draws.
 
 The weight of a position is ``prior x hardness``: the prior (1 without categories) comes from each sample's
 categories, the hardness is ``hard_weight`` at mined positions and 1 elsewhere (the noise guards act on
-hardness only: they keep ids out of the mined set, never out of the prior). The sampler turns the weights into a
-fixed-length plan (capped at ``max_repeats``). :class:`PlanFigures` are read off that plan itself, so the
-event and the report state what will be drawn, not what was asked for, and how much of the boost came from
-the prior and how much from hardness.
+hardness only: they keep ids out of the mined set, never out of the prior). With ``keep_rare_share``, the
+categories the prior boosts at least that much keep at least the share of the weight the prior alone gives
+them (:func:`hold_share`): mining can add draws to a rare category, never take the prior's away. The sampler
+turns the weights into a fixed-length plan (capped at ``max_repeats``). :class:`PlanFigures` are read off that
+plan itself, so the event and the report state what will be drawn, not what was asked for, and how much of the
+boost came from the prior and how much from hardness.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from hardmine.sampler import PlanSampler, Weights
 
-__all__ = ["PlanFigures", "Planner", "boost_split", "lift_cap"]
+__all__ = ["PlanFigures", "Planner", "boost_split", "hold_share", "lift_cap"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class PlanFigures:
     prior_draws: int | None = None  # draws of those positions
     boost_draws: float | None = None  # draws owed to weights above 1 (see boost_split)
     prior_boost_draws: float | None = None  # the prior's part of boost_draws
+    rare_scale: float | None = None  # factor on the rare samples' prior that kept their share (None: not set)
 
 
 def boost_split(counts: np.ndarray, prior: np.ndarray, hardness: np.ndarray) -> tuple[float, float]:
@@ -55,6 +58,42 @@ def boost_split(counts: np.ndarray, prior: np.ndarray, hardness: np.ndarray) -> 
     owed = counts[up] * (1.0 - 1.0 / w[up])
     share = np.log(np.maximum(prior[up], 1.0)) / np.log(w[up])  # hardness >= 1 here: the share lies in [0, 1]
     return float(owed.sum()), float((owed * np.clip(share, 0.0, 1.0)).sum())
+
+
+def hold_share(prior: np.ndarray, hardness: np.ndarray, groups: np.ndarray, rare: np.ndarray
+               ) -> tuple[np.ndarray, float]:
+    """The prior, scaled per rare group so that no rare group's share of ``prior x hardness`` is below the
+    share of ``prior`` it holds; and the largest factor applied (1: no group's share had shrunk).
+
+    ``groups[i]``: position i's group (the samples that share a prior weight: a category, and the
+    multi-category samples whose rarest category it is); ``rare[g]``: whether group g keeps its share.
+    Hardness moves weight towards the mined positions; where those lie mostly outside a rare category (under
+    label noise the guards keep its flipped labels out of the mined set), it would shrink that category's part
+    of the epoch below what the prior alone gives it.
+
+    >>> prior, hard = np.array([1.0, 1.0, 1.0, 3.0]), np.array([4.0, 4.0, 1.0, 1.0])
+    >>> out, scale = hold_share(prior, hard, np.array([0, 0, 0, 1]), np.array([False, True]))
+    >>> round(scale, 6), round(float((out * hard)[3] / (out * hard).sum()), 6), float(prior[3] / prior.sum())
+    (3.0, 0.5, 0.5)
+    """
+    w = prior * hardness
+    got = np.bincount(groups, weights=w, minlength=rare.size)
+    want = np.bincount(groups, weights=prior, minlength=rare.size) / float(prior.sum())
+    lift = np.zeros(rare.size, dtype=bool)
+    for _ in range(rare.size):  # lifting some groups shrinks the others: repeat until no rare group is short
+        rest = float(got[~lift].sum())  # the weight left as it is
+        if rest <= 0.0:
+            break
+        room = 1.0 - float(want[lift].sum())  # the share left to the groups not lifted
+        short = rare & ~lift & (got * room < want * rest * (1 - 1e-12)) & (got > 0)
+        if not short.any():
+            break
+        lift |= short
+    if not lift.any() or float(got[~lift].sum()) <= 0.0:
+        return prior, 1.0
+    target = want * float(got[~lift].sum()) / (1.0 - float(want[lift].sum()))  # the lifted groups' weights
+    scale = np.where(lift, target / np.where(lift, got, 1.0), 1.0)
+    return prior * scale[groups], float(scale.max())
 
 
 def lift_cap(boosted: np.ndarray, flagged: np.ndarray, below: float) -> tuple[bool, float]:
@@ -85,7 +124,8 @@ class Planner:
     ([1.0, 1.0, 1.0, 1.0, 2.0, 3.0], 1)
     """
 
-    def __init__(self, hard_weight: float, prior: np.ndarray | None = None, kind: str | None = None) -> None:
+    def __init__(self, hard_weight: float, prior: np.ndarray | None = None, kind: str | None = None,
+                 keep_rare_share: float | None = None) -> None:
         if not float(hard_weight) >= 1.0:
             raise ValueError(f"hard_weight must be a number >= 1, but got {hard_weight=}")
         self.hard_weight = float(hard_weight)
@@ -97,6 +137,15 @@ class Planner:
         # the positions the prior boosts (it never changes; none without a prior)
         self.boosted: np.ndarray = np.zeros(0, dtype=bool) if prior is None else prior > 1.0
         self.kind = kind  # the prior's kind (repeat_factor, class_balanced), for its fingerprint
+        if keep_rare_share is not None and not float(keep_rare_share) > 1.0:
+            raise ValueError(f"keep_rare_share must be a prior weight > 1 or None, but got {keep_rare_share=}")
+        self.keep_rare_share = None if keep_rare_share is None else float(keep_rare_share)
+        # groups of positions with one prior weight, and which keep their share (None: no prior, no
+        # keep_rare_share, or no weight that high)
+        self.groups: tuple[np.ndarray, np.ndarray] | None = None
+        if prior is not None and keep_rare_share is not None and prior.size and prior.max() >= keep_rare_share:
+            levels, groups = np.unique(prior, return_inverse=True)
+            self.groups = (groups.astype(np.intp, copy=False).ravel(), levels >= self.keep_rare_share)
 
     def fingerprint(self) -> dict[str, Any] | None:
         """The prior is recomputed from the categories, not saved: a state keeps its kind and a checksum, so a
@@ -106,15 +155,20 @@ class Planner:
         return {"kind": self.kind, "size": int(self.prior.size), "boosted": int(np.count_nonzero(self.boosted)),
                 "crc32": zlib.crc32(np.ascontiguousarray(self.prior, dtype="<f8").tobytes())}
 
-    def weights(self, positions: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(prior, hardness)`` over ``size`` positions: the prior, and ``hard_weight`` at ``positions``."""
+    def weights(self, positions: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """``(prior, hardness, rare_scale)`` over ``size`` positions: the prior (its rare positions scaled by
+        ``rare_scale`` to keep their share, :func:`hold_share`; None: ``keep_rare_share`` does not apply), and
+        ``hard_weight`` at ``positions``."""
         if self.prior is not None and self.prior.size != size:
             raise ValueError(f"the prior has {self.prior.size} weights, but the sampler weighs {size} positions")
         prior = np.ones(size) if self.prior is None else self.prior
         hardness = np.ones(size)
+        scale = None
         if positions is not None:
             hardness[positions] = self.hard_weight
-        return prior, hardness
+        if self.groups is not None:
+            prior, scale = hold_share(prior, hardness, *self.groups)
+        return prior, hardness, scale
 
     def plan(self, sampler: PlanSampler, positions: np.ndarray | None, epoch: int) -> PlanFigures:
         """Set ``sampler``'s weights for ``epoch`` and describe the plan it will draw.
@@ -127,7 +181,7 @@ class Planner:
             sampler.set_weights(Weights.two_levels(sampler.num_weighted, positions, self.hard_weight)  # type: ignore[arg-type]
                                 if mined else None)
         else:
-            prior, hardness = self.weights(positions if mined else None, sampler.num_weighted)
+            prior, hardness, scale = self.weights(positions if mined else None, sampler.num_weighted)
             sampler.set_weights(prior * hardness)
         sampler.set_epoch(epoch)
         counts = sampler.counts()
@@ -141,14 +195,14 @@ class Planner:
             if rest:
                 other_mean = (float(weighted.sum()) - hard) / rest
                 ratio = hard / positions.size / max(other_mean, 1e-12)
-        boosted = prior_draws = boost = prior_boost = None
+        boosted = prior_draws = boost = prior_boost = scale = None
         if self.prior is not None:
-            prior, hardness = self.weights(positions if mined else None, sampler.num_weighted)
+            prior, hardness, scale = self.weights(positions if mined else None, sampler.num_weighted)
             up = self.boosted
             boosted, prior_draws = int(up.sum()), int(weighted[up].sum())
             boost, prior_boost = boost_split(weighted, prior, hardness)
         return PlanFigures(np.bincount(weighted).tolist(), sampler.source_counts(), int(counts.sum()), hard, ratio,
-                           boosted, prior_draws, boost, prior_boost)
+                           boosted, prior_draws, boost, prior_boost, scale)
 
     def __repr__(self) -> str:
         prior = "" if self.prior is None else f", prior=<{self.prior.size} weights, max {self.prior.max(initial=1):g}>"

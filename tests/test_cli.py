@@ -317,7 +317,8 @@ def test_validate_prints_the_resolved_settings(tmp_path: Path, capsys: Capture) 
 
     block = yaml.safe_load(resolved)["custom"]["hard_sample_mining"]
     assert hm.HardMiningConfig.model_validate(block) == hm.HardMiningConfig.from_yaml(path)
-    assert block["resample"] == {"hard_weight": 4.0, "max_repeats": 4, "lift_cap_below": 0.1, "prior": "auto"}
+    assert block["resample"] == {"hard_weight": 4.0, "max_repeats": 4, "lift_cap_below": 0.1, "keep_rare_share": 2.0,
+                                 "prior": "auto"}
 
 
 @pytest.mark.parametrize(("block", "expected"), [

@@ -98,26 +98,49 @@ def test_categories_from_a_dataset_column_read_the_arrow_data() -> None:
         hm.Categories.from_column(ds, "boxes")
 
 
+def slow_held_prior(p: np.ndarray, hard: np.ndarray, keep: float | None) -> np.ndarray:
+    """The prior after ``keep_rare_share``, the slow way: scale every rare level's samples (one prior weight, at
+    least ``keep``) while its share of prior x hardness is below its share of the prior, until none is."""
+    if keep is None:
+        return p
+    out = p.copy()
+    levels = [v for v in np.unique(p) if v >= keep]
+    for _ in range(10_000):
+        w = out * hard
+        short = [v for v in levels if w[p == v].sum() / w.sum() < p[p == v].sum() / p.sum() * (1 - 1e-12)]
+        if not short:
+            break
+        for v in short:
+            out[p == v] *= (p[p == v].sum() / p.sum()) / (w[p == v].sum() / w.sum())
+    return out
+
+
 @settings(max_examples=40, deadline=None)
 @given(cats=sample_categories(max_n=30), prior=priors, seed=st.integers(0, 2**16), k=st.integers(1, 5),
-       cap=st.one_of(st.none(), st.integers(2, 4)))
+       cap=st.one_of(st.none(), st.integers(2, 4)), keep=st.sampled_from([None, 1.5, 2.0, 4.0]))
 def test_the_plan_is_prior_times_hardness_at_a_fixed_epoch_length(cats: list[int | list[int]],
                                                                   prior: tuple[str, float], seed: int, k: int,
-                                                                  cap: int | None) -> None:
+                                                                  cap: int | None, keep: float | None) -> None:
     kind, value = prior
     spec = {"kind": kind, ("threshold" if kind == "repeat_factor" else "power"): value}
     n = len(cats)
     miner = hm.HardMiner({"seed": seed, "trigger": {"kind": "epoch", "start_epoch": 0}, "guard": None,
                           "select": {"kind": "top_k", "k": min(k, n)},
-                          "resample": {"hard_weight": 3.0, "max_repeats": cap, "prior": spec}},
+                          "resample": {"hard_weight": 3.0, "max_repeats": cap, "prior": spec,
+                                       "keep_rare_share": keep}},
                          num_samples=n, categories=cats)
     p = np.asarray(slow_prior(cats, kind, value))
     assert np.allclose(miner.sampler.weights, p) and len(list(miner.sampler)) == n  # epoch 0: the prior alone
     for epoch in range(2):
         miner.record(np.arange(n), np.arange(n, dtype=np.float32))  # the highest indices are the hardest
         event = miner.end_epoch(epoch)
-        hard = np.isin(np.arange(n), miner.hard_ids)
-        assert np.allclose(miner.sampler.weights, p * np.where(hard, 3.0, 1.0))
+        hard = np.where(np.isin(np.arange(n), miner.hard_ids), 3.0, 1.0)
+        held = slow_held_prior(p, hard, keep)
+        w = miner.sampler.weights
+        assert np.allclose(w, held * hard, rtol=1e-6)
+        for v in np.unique(p[p >= (keep or np.inf)]):  # a rare category never loses share to mining
+            assert w[p == v].sum() / w.sum() >= p[p == v].sum() / p.sum() * (1 - 1e-9)
+        assert np.allclose(held[p < (keep or np.inf)], p[p < (keep or np.inf)])  # the rest keep the prior
         draws = list(miner.sampler)
         assert len(draws) == n == event.total_draws
         if cap is not None:
@@ -125,6 +148,44 @@ def test_the_plan_is_prior_times_hardness_at_a_fixed_epoch_length(cats: list[int
         assert event.prior_boosted == int((p > 1).sum())
         assert event.boost_draws is not None and event.prior_boost_draws is not None
         assert 0.0 <= event.prior_boost_draws <= event.boost_draws + 1e-9
+        if keep is None or p.max() < keep:
+            assert event.rare_scale is None
+        else:
+            assert event.rare_scale is not None and event.rare_scale >= 1.0
+            assert np.isclose(event.rare_scale, float(np.max(held / p)), rtol=1e-6)
+
+
+def test_mining_outside_the_rare_categories_leaves_them_their_prior_share(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # 90 common samples, 10 rare (prior 9): the 20 hardest are common, x4. Without keep_rare_share the rare
+    # category's share of the epoch falls from 90 / 180 = 1/2 to 90 / (70 + 80 + 90) = 0.375; with it, it stays 1/2
+    cats = [0] * 90 + [1] * 10
+    base = {"seed": 0, "trigger": {"kind": "epoch", "start_epoch": 0}, "guard": None,
+            "select": {"kind": "top_k", "k": 20}, "resample": {"hard_weight": 4.0, "max_repeats": None}}
+    shares = {}
+    for keep in (None, 2.0):
+        miner = hm.HardMiner({**base, "resample": {**base["resample"], "keep_rare_share": keep}}, num_samples=100,
+                             categories=cats)
+        miner.record(np.arange(100), np.r_[np.arange(90, dtype=np.float32) + 10, np.zeros(10, np.float32)])
+        event = miner.end_epoch(0)
+        assert set(miner.hard_ids.tolist()) == set(range(70, 90))
+        shares[keep] = sum(1 for i in miner.sampler if i >= 90) / 100
+        if keep is not None:
+            # lifted to 150 (the weight of the rest), from 90
+            assert event.rare_scale == pytest.approx(150 / 90) and "hardmine/rare_scale" in event.scalars()
+    assert shares[None] == pytest.approx(0.375, abs=0.011) and shares[2.0] == pytest.approx(0.5, abs=0.011)
+    from hardmine.cli import main
+
+    assert main(["report", str(miner.save(tmp_path / "m.npz"))]) == 0
+    out = capsys.readouterr().out
+    assert "rare share: kept by raising the rare categories' prior in 1 of 1 epochs (by up to 1.67x)" in out
+    assert "rare kept" in out and "x1.67" in out and "keep at least the share of the epoch" in out
+
+
+@pytest.mark.parametrize("value", [1.0, 0.5, -2.0, float("nan")])
+def test_keep_rare_share_is_checked_by_name(value: float) -> None:
+    with pytest.raises(ValueError, match="keep_rare_share"):
+        hm.HardMiningConfig.model_validate({"resample": {"keep_rare_share": value}})
 
 
 @settings(max_examples=30, deadline=None)

@@ -40,7 +40,8 @@ def cfg(prior: Any = None, max_repeats: int | None = 4, hard_weight: float = 2.0
     trigger = NEVER if start_epoch is None else {"kind": "epoch", "start_epoch": start_epoch}
     return {"ema_decay": 0.3, "trigger": trigger, "select": {"kind": "top_k", "k": k}, "guard": guard,
             "resample": {"hard_weight": hard_weight, "max_repeats": max_repeats, "prior": prior,
-                         "lift_cap_below": None}}  # the cap always holds, as when these were measured (phase 7)
+                         "lift_cap_below": None, "keep_rare_share": None}}  # the cap always holds and no share is
+    # kept, as when these were measured (phases 7 and 8)
 
 
 def cb(power: float) -> dict[str, Any]:
@@ -186,7 +187,7 @@ PHASE7: dict[str, dict[str, Any]] = {
 }
 for _name, _over in PHASE7.items():  # measured before the defaults lifted the cap (lift_cap_below: null)
     _add(_name, f"the defaults with {_over}",
-         {**_over, "resample": {**_over.get("resample", {}), "lift_cap_below": None}})
+         {**_over, "resample": {**_over.get("resample", {}), "lift_cap_below": None, "keep_rare_share": None}})
 
 # the frontier of resampling on subpop: an oracle that knows which training samples are the rare modes and draws
 # them w times as often (with replacement, as the frequency baselines draw); no sampler can know more than that
@@ -202,4 +203,4 @@ for _wo in (2.0, 4.0, 8.0, 16.0):
 # reproduces it in every run of digits (all four tau), subpop and small_object (0.1, 0.25) and tokens (0.1).
 for _tau in (0.1, 0.25, 0.5, 1.0):
     _add(f"AC_{_tau:g}", f"the defaults, max_repeats lifted while the guard flags < {_tau:.0%} of the prior-boosted "
-         "samples", {"resample": {"lift_cap_below": _tau}})
+         "samples", {"resample": {"lift_cap_below": _tau, "keep_rare_share": None}})

@@ -24,7 +24,8 @@ RFS_THRESHOLD = 0.3  # the baseline's best of {0.03, 0.1, 0.3} on the tuning see
 def old_config() -> dict[str, Any]:
     """hardmine's defaults before issue 12, written out so that they stay fixed when the defaults change."""
     return {"ema_decay": 0.3, "trigger": {"kind": "epoch", "start_epoch": 2}, "select": {"kind": "top_k", "k": 0.1},
-            "resample": {"hard_weight": 2.0, "max_repeats": 4, "prior": None, "lift_cap_below": None},
+            "resample": {"hard_weight": 2.0, "max_repeats": 4, "prior": None, "lift_cap_below": None,
+                         "keep_rare_share": None},
             "guard": {"learnability": {"patience": 2, "min_drop": 0.15, "quantile": 0.5, "smoothing": 0.6},
                       "staleness": {"max_age": 3}, "cartography": None}}
 
