@@ -117,7 +117,11 @@ def expected_counts(weights: np.ndarray, sizes: np.ndarray | None, num_slots: in
         if free_mass == 0:  # every positive weight sits at the cap: exactly fillable (checked before)
             return np.where(capped, cap, 0.0)
         taken = cap * float(capped.sum() if sizes is None else sizes[capped].sum())
-        expected = np.where(capped, cap, unit * ((num_slots - taken) / free_mass))
+        scale = (num_slots - taken) / free_mass
+        if math.isfinite(scale):
+            expected = np.where(capped, cap, unit * scale)
+        else:  # a free mass near the smallest float: each free index's part of it first (<= 1), as inf x 0 is NaN
+            expected = np.where(capped, cap, np.where(capped, 0.0, unit) / free_mass * (num_slots - taken))
 
 
 def _systematic(expected: np.ndarray, num_slots: int, offset: float, max_repeats: int | None) -> np.ndarray:

@@ -31,6 +31,14 @@ def test_length_counts_and_cap(spec: tuple, seed: int, epoch: int) -> None:
         assert np.all(counts >= np.floor(expected - 1e-9)) and np.all(counts <= np.ceil(expected + 1e-9))
 
 
+def test_a_cap_that_leaves_only_a_tiny_weight_free_fills_the_epoch_with_it() -> None:
+    # found by hypothesis: the capped index leaves 4 slots to a weight of 2.2e-308, and 4 / 2.2e-308 overflowed
+    weights = np.array([np.finfo(np.float64).tiny, 1.0, 0, 0, 0, 0, 0, 0, 0])
+    s = HardMiningSampler(9, seed=0, max_repeats=5)
+    s.set_weights(weights)
+    assert np.bincount(list(s), minlength=9).tolist() == [4, 5, 0, 0, 0, 0, 0, 0, 0]
+
+
 @settings(max_examples=40, deadline=None)
 @given(spec=sampler_weights(), seed=st.integers(0, 2**31), epoch=st.integers(0, 50))
 def test_same_seed_epoch_weights_same_stream(spec: tuple, seed: int, epoch: int) -> None:
