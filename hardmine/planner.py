@@ -60,25 +60,22 @@ def boost_split(counts: np.ndarray, prior: np.ndarray, hardness: np.ndarray) -> 
     return float(owed.sum()), float((owed * np.clip(share, 0.0, 1.0)).sum())
 
 
-def hold_share(prior: np.ndarray, hardness: np.ndarray, groups: np.ndarray, rare: np.ndarray
-               ) -> tuple[np.ndarray, float]:
-    """The prior, scaled per rare group so that no rare group's share of ``prior x hardness`` is below the
-    share of ``prior`` it holds; and the largest factor applied (1: no group's share had shrunk).
+def hold_share(weights: np.ndarray, groups: np.ndarray, want: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """Per group, the factor on its weights that keeps every rare group's share of the total at ``want`` or
+    above (1 for the rest, and for a rare group whose share mining did not shrink).
 
-    ``groups[i]``: position i's group (the samples that share a prior weight: a category, and the
-    multi-category samples whose rarest category it is); ``rare[g]``: whether group g keeps its share.
-    Hardness moves weight towards the mined positions; where those lie mostly outside a rare category (under
-    label noise the guards keep its flipped labels out of the mined set), it would shrink that category's part
-    of the epoch below what the prior alone gives it.
+    ``weights``: prior x hardness; ``groups[i]``: position i's group (the samples that share a prior weight: a
+    category, and the multi-category samples whose rarest category it is); ``want[g]``: group g's share of the
+    prior alone; ``rare[g]``: whether it keeps that share. Hardness moves weight towards the mined positions;
+    where those lie mostly outside a rare category (under label noise the guards keep its flipped labels out of
+    the mined set), it would shrink that category's part of the epoch below what the prior alone gives it.
 
-    >>> prior, hard = np.array([1.0, 1.0, 1.0, 3.0]), np.array([4.0, 4.0, 1.0, 1.0])
-    >>> out, scale = hold_share(prior, hard, np.array([0, 0, 0, 1]), np.array([False, True]))
-    >>> round(scale, 6), round(float((out * hard)[3] / (out * hard).sum()), 6), float(prior[3] / prior.sum())
-    (3.0, 0.5, 0.5)
+    >>> prior, hard, groups = np.array([1.0, 1.0, 1.0, 3.0]), np.array([4.0, 4.0, 1.0, 1.0]), np.array([0, 0, 0, 1])
+    >>> scale = hold_share(prior * hard, groups, np.array([0.5, 0.5]), np.array([False, True]))
+    >>> scale.tolist(), float((prior * hard * scale[groups])[3] / (prior * hard * scale[groups]).sum())
+    ([1.0, 3.0], 0.5)
     """
-    w = prior * hardness
-    got = np.bincount(groups, weights=w, minlength=rare.size)
-    want = np.bincount(groups, weights=prior, minlength=rare.size) / float(prior.sum())
+    got = np.bincount(groups, weights=weights, minlength=rare.size)
     lift = np.zeros(rare.size, dtype=bool)
     for _ in range(rare.size):  # lifting some groups shrinks the others: repeat until no rare group is short
         rest = float(got[~lift].sum())  # the weight left as it is
@@ -89,11 +86,11 @@ def hold_share(prior: np.ndarray, hardness: np.ndarray, groups: np.ndarray, rare
         if not short.any():
             break
         lift |= short
-    if not lift.any() or float(got[~lift].sum()) <= 0.0:
-        return prior, 1.0
-    target = want * float(got[~lift].sum()) / (1.0 - float(want[lift].sum()))  # the lifted groups' weights
-    scale = np.where(lift, target / np.where(lift, got, 1.0), 1.0)
-    return prior * scale[groups], float(scale.max())
+    scale = np.ones(rare.size)
+    rest = float(got[~lift].sum())
+    if lift.any() and rest > 0.0:
+        scale[lift] = want[lift] * rest / (1.0 - float(want[lift].sum())) / got[lift]  # s a / (s A + rest) = want
+    return scale
 
 
 def lift_cap(boosted: np.ndarray, flagged: np.ndarray, below: float) -> tuple[bool, float]:
@@ -140,12 +137,14 @@ class Planner:
         if keep_rare_share is not None and not float(keep_rare_share) > 1.0:
             raise ValueError(f"keep_rare_share must be a prior weight > 1 or None, but got {keep_rare_share=}")
         self.keep_rare_share = None if keep_rare_share is None else float(keep_rare_share)
-        # groups of positions with one prior weight, and which keep their share (None: no prior, no
-        # keep_rare_share, or no weight that high)
-        self.groups: tuple[np.ndarray, np.ndarray] | None = None
+        # groups of positions with one prior weight, each group's share of the prior, and which groups keep it
+        # (None: no prior, no keep_rare_share, or no weight that high)
+        self.groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if prior is not None and keep_rare_share is not None and prior.size and prior.max() >= keep_rare_share:
-            levels, groups = np.unique(prior, return_inverse=True)
-            self.groups = (groups.astype(np.intp, copy=False).ravel(), levels >= self.keep_rare_share)
+            levels, inverse = np.unique(prior, return_inverse=True)
+            groups = inverse.astype(np.intp, copy=False).ravel()
+            want = np.bincount(groups, weights=prior, minlength=levels.size) / float(prior.sum())
+            self.groups = (groups, want, levels >= self.keep_rare_share)
 
     def fingerprint(self) -> dict[str, Any] | None:
         """The prior is recomputed from the categories, not saved: a state keeps its kind and a checksum, so a
@@ -155,20 +154,24 @@ class Planner:
         return {"kind": self.kind, "size": int(self.prior.size), "boosted": int(np.count_nonzero(self.boosted)),
                 "crc32": zlib.crc32(np.ascontiguousarray(self.prior, dtype="<f8").tobytes())}
 
-    def weights(self, positions: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """``(prior, hardness, rare_scale)`` over ``size`` positions: the prior (its rare positions scaled by
-        ``rare_scale`` to keep their share, :func:`hold_share`; None: ``keep_rare_share`` does not apply), and
-        ``hard_weight`` at ``positions``."""
+    def weights(self, positions: np.ndarray | None, size: int, group_scale: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(prior, hardness, group_scale)`` over ``size`` positions: the prior, with its rare groups raised by
+        ``group_scale`` to keep their share (:func:`hold_share`, computed unless given; None: ``keep_rare_share``
+        does not apply), and ``hard_weight`` at ``positions``."""
         if self.prior is not None and self.prior.size != size:
             raise ValueError(f"the prior has {self.prior.size} weights, but the sampler weighs {size} positions")
         prior = np.ones(size) if self.prior is None else self.prior
         hardness = np.ones(size)
-        scale = None
         if positions is not None:
             hardness[positions] = self.hard_weight
         if self.groups is not None:
-            prior, scale = hold_share(prior, hardness, *self.groups)
-        return prior, hardness, scale
+            groups, want, rare = self.groups
+            if group_scale is None:
+                group_scale = hold_share(prior * hardness, groups, want, rare)
+            if (group_scale != 1.0).any():
+                prior = prior * group_scale[groups]
+        return prior, hardness, group_scale
 
     def plan(self, sampler: PlanSampler, positions: np.ndarray | None, epoch: int) -> PlanFigures:
         """Set ``sampler``'s weights for ``epoch`` and describe the plan it will draw.
@@ -176,6 +179,7 @@ class Planner:
         ``positions``: the mined positions (None or empty: none). Uniform when nothing is mined and there is no
         prior."""
         mined = positions is not None and positions.size > 0
+        scale = None  # the rare groups' factors (keep_rare_share), computed once for the plan and its figures
         if self.prior is None:  # two levels, a byte a position: no float array at all
             assert positions is not None or not mined
             sampler.set_weights(Weights.two_levels(sampler.num_weighted, positions, self.hard_weight)  # type: ignore[arg-type]
@@ -183,6 +187,7 @@ class Planner:
         else:
             prior, hardness, scale = self.weights(positions if mined else None, sampler.num_weighted)
             sampler.set_weights(prior * hardness)
+            del prior, hardness  # recomputed below (cheaply: the group scale is kept), not held through counts()
         sampler.set_epoch(epoch)
         counts = sampler.counts()
         weighted = counts[: sampler.num_weighted]
@@ -195,14 +200,15 @@ class Planner:
             if rest:
                 other_mean = (float(weighted.sum()) - hard) / rest
                 ratio = hard / positions.size / max(other_mean, 1e-12)
-        boosted = prior_draws = boost = prior_boost = scale = None
+        boosted = prior_draws = boost = prior_boost = rare_scale = None
         if self.prior is not None:
-            prior, hardness, scale = self.weights(positions if mined else None, sampler.num_weighted)
+            prior, hardness, scale = self.weights(positions if mined else None, sampler.num_weighted, scale)
+            rare_scale = None if scale is None else float(scale.max())
             up = self.boosted
             boosted, prior_draws = int(up.sum()), int(weighted[up].sum())
             boost, prior_boost = boost_split(weighted, prior, hardness)
         return PlanFigures(np.bincount(weighted).tolist(), sampler.source_counts(), int(counts.sum()), hard, ratio,
-                           boosted, prior_draws, boost, prior_boost, scale)
+                           boosted, prior_draws, boost, prior_boost, rare_scale)
 
     def __repr__(self) -> str:
         prior = "" if self.prior is None else f", prior=<{self.prior.size} weights, max {self.prior.max(initial=1):g}>"
