@@ -4,6 +4,7 @@ that the runner produces its tables. The numbers themselves come from ``make ben
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def test_the_runner_writes_its_tables(tmp_path: Path) -> None:
     assert {r["variant"] for r in rows} == {"uniform", "new_defaults"} and len(rows) == 4
     md = (tmp_path / "results.md").read_text()
     assert "| 0% | new_defaults | 0.003 |" in md and "common-class accuracy vs uniform" in md
+    assert "| margin (SE) |" in md
 
 
 def test_digits_runs_more_seeds_than_the_other_tasks_unless_told() -> None:
@@ -61,3 +63,26 @@ def test_digits_runs_more_seeds_than_the_other_tasks_unless_told() -> None:
     seeds = task_seeds(["subpop", "digits_lt", "tokens_lt"], 100)
     assert seeds == {"subpop": range(100, 105), "digits_lt": range(100, 110), "tokens_lt": range(100, 105)}
     assert set(task_seeds(["subpop", "digits_lt"], 0, 2).values()) == {range(0, 2)}
+
+
+def test_a_target_check_says_how_far_it_is_from_its_threshold_in_standard_errors() -> None:
+    from benchmarks.quality.report import Check
+    from benchmarks.quality.stats import Paired
+
+    near = Check("subpop 20%: vs uniform >= +2", Paired(1.8, 0.4, 5), 2.0)
+    assert not near.holds and abs(near.margin - (-0.5)) < 1e-12  # fails, inside one standard error
+    assert Check("x", Paired(2.0, 0.4, 5), 2.0).holds  # ">=": the threshold itself holds ...
+    assert not Check("x", Paired(-0.5, 0.4, 5), -0.5, strict=True).holds  # ... but not for ">"
+    assert math.isnan(Check("x", Paired(3.0, math.nan, 1), 2.0).margin)  # one seed: no standard error
+
+
+def test_the_worker_pool_gives_the_serial_runs_numbers() -> None:
+    """The pool's workers freeze the garbage collector after their imports (a third of a token run was
+    accelerate's ``gc.collect()``); the numbers must not move."""
+    from benchmarks.quality.run import run
+
+    jobs = [("uniform", "digits_lt", 0.2, 0, 3e-3), ("new_defaults", "digits_lt", 0.2, 0, 3e-3),
+            ("uniform", "tokens_lt", 0.0, 0, 1e-2)]
+    key = ("variant", "task", "noise", "seed", "lr", "balanced", "common", "rare")
+    serial, pooled = ([tuple(r[k] for k in key) for r in run(jobs, w)] for w in (1, 2))
+    assert serial == pooled and len(serial) == 3
