@@ -204,3 +204,13 @@ for _wo in (2.0, 4.0, 8.0, 16.0):
 for _tau in (0.1, 0.25, 0.5, 1.0):
     _add(f"AC_{_tau:g}", f"the defaults, max_repeats lifted while the guard flags < {_tau:.0%} of the prior-boosted "
          "samples", {"resample": {"lift_cap_below": _tau, "keep_rare_share": None}})
+
+# phase 9 (digits and tokens, tuning seeds; digits 0-19, tokens 5-24): the prior's strength under the shipped
+# defaults (the cap lifted on clean labels, keep_rare_share), where the token task's common classes pay for full
+# class balance: the class-balanced power, and repeat-factor sampling as the prior
+for _pw in (0.5, 0.75):
+    _add(f"P_cb{_pw:g}", f"the defaults with the class-balanced prior at power {_pw:g}",
+         {"resample": {"prior": cb(_pw)}})
+for _t in (0.3,):
+    _add(f"P_rf{_t:g}", f"the defaults with a repeat-factor prior, threshold {_t:g}", {"resample": {"prior": rf(_t)}})
+_add("P_none", "the defaults without categories (no prior)", {}, categories=False)
