@@ -86,3 +86,14 @@ def test_the_worker_pool_gives_the_serial_runs_numbers() -> None:
     key = ("variant", "task", "noise", "seed", "lr", "balanced", "common", "rare")
     serial, pooled = ([tuple(r[k] for k in key) for r in run(jobs, w)] for w in (1, 2))
     assert serial == pooled and len(serial) == 3
+
+
+def test_the_token_task_reports_what_the_guard_keeps_out() -> None:
+    """The token task runs ``HardMiningTrainer`` with categories; its diagnostics come from the trainer's miner."""
+    from benchmarks.quality.token_task import train_tokens
+
+    torch.set_num_threads(1)
+    res = train_tokens(all_variants()["new_defaults"], 0, 0.2, 3e-3)
+    assert 0.0 < res.prior_boost_share < 1.0  # the prior and hardness both boosted draws
+    assert 0.0 <= res.hard_noisy <= 1.0 and res.excluded.get("hard_to_learn", 0) > 0
+    assert res.flag_noisy > res.flag_clean_common  # the guard keeps flipped labels out more than clean ones

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.quality.train import RunResult
+from benchmarks.quality.train import RunResult, diagnose
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -129,6 +129,6 @@ def train_tokens(variant: Any, seed: int, noise: float, lr: float) -> RunResult:
     res = RunResult(balanced=float(np.mean(recall)), common=float(ok[~rare_test].mean()),
                     rare=float(ok[rare_test].mean()))
     miner = getattr(trainer, "miner", None)
-    if miner is not None and miner.history and miner.history[-1].prior_boost_share is not None:
-        res.prior_boost_share = float(miner.history[-1].prior_boost_share)
+    if miner is not None:
+        diagnose(res, miner, task.noisy, task.rare)
     return res

@@ -20,7 +20,8 @@ from benchmarks.quality.task import Task
 from hardmine import HardMiner
 from hardmine.guards import Guard
 
-__all__ = ["SETTINGS", "Mining", "RunResult", "Sampling", "TrainSettings", "Uniform", "WithReplacement", "train"]
+__all__ = ["SETTINGS", "Mining", "RunResult", "Sampling", "TrainSettings", "Uniform", "WithReplacement", "diagnose",
+           "train"]
 
 
 @dataclass(frozen=True)
@@ -148,21 +149,30 @@ def train(task: Task, seed: int, sampling: Sampling, lr: float, settings: TrainS
     res = RunResult(balanced=float(np.mean(recall)), common=float(ok[~task.rare_test].mean()),
                     rare=float(ok[task.rare_test].mean()))
     miner = getattr(sampling, "miner", None)
-    if miner is not None and miner.history:
-        last = miner.history[-1]
-        res.excluded = dict(last.excluded)
-        if last.prior_boost_share is not None:
-            res.prior_boost_share = float(last.prior_boost_share)
-        if len(miner.guards):
-            stats = miner.id_space.eligible(miner.ledger.stats(miner.config.min_observations))
-            flagged = np.zeros(len(task.y), dtype=bool)
-            flagged[stats.ids[miner.guards.noise_flags(miner.guards.judge(stats, last.epoch))]] = True
-            clean = ~task.noisy
-            res.flag_noisy = float(flagged[task.noisy].mean()) if task.noisy.any() else float("nan")
-            res.flag_clean_rare = float(flagged[clean & task.rare].mean())
-            res.flag_clean_common = float(flagged[clean & ~task.rare].mean())
-        h = miner.hard_ids
-        if h.size:
-            res.hard_noisy = float(task.noisy[h].mean())
-            res.hard_rare = float((task.rare[h] & ~task.noisy[h]).mean())
+    if miner is not None:
+        diagnose(res, miner, task.noisy, task.rare)
     return res
+
+
+def diagnose(res: RunResult, miner: HardMiner, noisy: np.ndarray, rare: np.ndarray) -> None:
+    """Fill ``res``'s diagnostics from the miner's last epoch: what it excluded, the prior's share of the boost,
+    what the noise guards keep out (``noisy``, ``rare``: per sample id, the truth the miner never sees) and what
+    the mined set is made of."""
+    if not miner.history:
+        return
+    last = miner.history[-1]
+    res.excluded = dict(last.excluded)
+    if last.prior_boost_share is not None:
+        res.prior_boost_share = float(last.prior_boost_share)
+    if len(miner.guards):
+        stats = miner.id_space.eligible(miner.ledger.stats(miner.config.min_observations))
+        flagged = np.zeros(noisy.size, dtype=bool)
+        flagged[stats.ids[miner.guards.noise_flags(miner.guards.judge(stats, last.epoch))]] = True
+        clean = ~noisy
+        res.flag_noisy = float(flagged[noisy].mean()) if noisy.any() else float("nan")
+        res.flag_clean_rare = float(flagged[clean & rare].mean())
+        res.flag_clean_common = float(flagged[clean & ~rare].mean())
+    h = miner.hard_ids
+    if h.size:
+        res.hard_noisy = float(noisy[h].mean())
+        res.hard_rare = float((rare[h] & ~noisy[h]).mean())
