@@ -214,3 +214,9 @@ for _pw in (0.5, 0.75):
 for _t in (0.3,):
     _add(f"P_rf{_t:g}", f"the defaults with a repeat-factor prior, threshold {_t:g}", {"resample": {"prior": rf(_t)}})
 _add("P_none", "the defaults without categories (no prior)", {}, categories=False)
+
+# phase 10 (subpop at 20% noise, the target inside one standard error; 20 fresh tuning seeds 5-24): the shipped
+# cartography guard's thresholds, which phase 6 chose on seeds 0-4 under other mining settings
+for _name, _g in (("G_c0.3", {"max_confidence": 0.3}), ("G_v0.07", {"max_variability": 0.07}),
+                  ("G_c0.3_v0.07", {"max_confidence": 0.3, "max_variability": 0.07}), ("G_q0.7", {"quantile": 0.7})):
+    _add(_name, f"the defaults with the cartography guard at {_g}", {"guard": {"cartography": _g}})
