@@ -211,8 +211,7 @@ for _tau in (0.1, 0.25, 0.5, 1.0):
 for _pw in (0.5, 0.75):
     _add(f"P_cb{_pw:g}", f"the defaults with the class-balanced prior at power {_pw:g}",
          {"resample": {"prior": cb(_pw)}})
-for _t in (0.3,):
-    _add(f"P_rf{_t:g}", f"the defaults with a repeat-factor prior, threshold {_t:g}", {"resample": {"prior": rf(_t)}})
+_add("P_rf0.3", "the defaults with a repeat-factor prior, threshold 0.3", {"resample": {"prior": rf(0.3)}})
 _add("P_none", "the defaults without categories (no prior)", {}, categories=False)
 
 # phase 10 (subpop at 20% noise, the target inside one standard error; 20 fresh tuning seeds 5-24): the shipped
