@@ -59,6 +59,8 @@ class Categories:
         (5, [3, 7, 9], [0.4, 0.6, 0.2])
         >>> cats.per_sample_max(np.array([1.0, 2.0, 5.0]), empty=1.0).tolist()
         [1.0, 2.0, 1.0, 2.0, 5.0]
+        >>> cats.per_sample_argmax(np.array([1.0, 2.0, 5.0])).tolist()  # codes into values; -1: no category
+        [0, 1, -1, 1, 2]
     """
 
     def __init__(self, flat: Any, offsets: Any) -> None:
@@ -185,6 +187,19 @@ class Categories:
         starts = self.offsets[:-1]
         has = starts < self.offsets[1:]  # reduceat over the non-empty rows' starts spans exactly each row
         out[has] = np.maximum.reduceat(np.asarray(per_category, dtype=np.float64)[self.codes], starts[has])
+        return out
+
+    def per_sample_argmax(self, per_category: np.ndarray, empty: int = -1) -> np.ndarray:
+        """Per sample, the code of its category with the largest ``per_category`` value (the smallest code
+        among ties; ``empty`` for a sample with none): the category that decides :meth:`per_sample_max`."""
+        out = np.full(self.num_samples, int(empty), dtype=np.int64)
+        if not self.codes.size:
+            return out
+        per_category = np.asarray(per_category, dtype=np.float64)
+        rows = np.repeat(np.arange(self.num_samples, dtype=np.int64), self.lengths())
+        at_max = np.flatnonzero(per_category[self.codes] == self.per_sample_max(per_category, -np.inf)[rows])
+        first = np.r_[True, rows[at_max[1:]] != rows[at_max[:-1]]]  # codes ascend within a row: the smallest
+        out[rows[at_max[first]]] = self.codes[at_max[first]]
         return out
 
     def __len__(self) -> int:

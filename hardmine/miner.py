@@ -32,7 +32,7 @@ from hardmine.history import MiningHistory
 from hardmine.ids import IdSpace, MappedIds, id_space_for
 from hardmine.ledger import LedgerStats
 from hardmine.planner import Planner, lift_cap
-from hardmine.prior import prior_weights
+from hardmine.prior import prior_and_groups
 from hardmine.run_record import MINER_KIND, MINER_VERSION, RunRecord
 from hardmine.selection import select_among, why_none
 
@@ -91,10 +91,12 @@ class HardMiner:
         self.selector = cfg.select.build()
         self.guards = GuardChain(cfg.build_guards() if guards is None else guards)
         spec = cfg.resample.build_prior(categories is not None) if cfg.enabled else None
-        prior = None if spec is None else prior_weights(spec, categories, self.num_samples,
-                                                        fusion=getattr(self.id_space, "layout", None))
+        prior = groups = None
+        if spec is not None:
+            prior, groups = prior_and_groups(spec, categories, self.num_samples,
+                                             fusion=getattr(self.id_space, "layout", None))
         self.planner = Planner(cfg.resample.hard_weight, prior, None if spec is None else spec.kind,
-                               cfg.resample.keep_rare_share)
+                               cfg.resample.keep_rare_share, groups)
         if prior is not None:
             self.sampler.set_weights(prior)  # the prior applies from the first epoch on
         self.active = False

@@ -64,11 +64,11 @@ def hold_share(weights: np.ndarray, groups: np.ndarray, want: np.ndarray, rare: 
     """Per group, the factor on its weights that keeps every rare group's share of the total at ``want`` or
     above (1 for the rest, and for a rare group whose share mining did not shrink).
 
-    ``weights``: prior x hardness; ``groups[i]``: position i's group (the samples that share a prior weight: a
-    category, and the multi-category samples whose rarest category it is); ``want[g]``: group g's share of the
-    prior alone; ``rare[g]``: whether it keeps that share. Hardness moves weight towards the mined positions;
-    where those lie mostly outside a rare category (under label noise the guards keep its flipped labels out of
-    the mined set), it would shrink that category's part of the epoch below what the prior alone gives it.
+    ``weights``: prior x hardness; ``groups[i]``: position i's group (a category: the samples whose prior weight
+    it decides, the multi-category samples whose rarest category it is included); ``want[g]``: group g's share
+    of the prior alone; ``rare[g]``: whether it keeps that share. Hardness moves weight towards the mined
+    positions; where those lie mostly outside a rare category (under label noise the guards keep its flipped
+    labels out of the mined set), it would shrink that category's part of the epoch below what the prior alone gives it.
 
     >>> prior, hard, groups = np.array([1.0, 1.0, 1.0, 3.0]), np.array([4.0, 4.0, 1.0, 1.0]), np.array([0, 0, 0, 1])
     >>> scale = hold_share(prior * hard, groups, np.array([0.5, 0.5]), np.array([False, True]))
@@ -108,6 +108,27 @@ def lift_cap(boosted: np.ndarray, flagged: np.ndarray, below: float) -> tuple[bo
     return bool(n) and share < below, share
 
 
+def _share_groups(prior: np.ndarray, groups: np.ndarray | None, keep: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(group of each position, each group's share of the prior, whether it keeps that share)``.
+
+    ``groups``: each position's deciding category (:func:`hardmine.prior.prior_and_groups`; -1: none), so each
+    rare category keeps its own share; None groups the positions by prior weight instead (equally frequent
+    categories then share one group)."""
+    if groups is None:
+        groups = prior
+    elif np.shape(groups) != prior.shape:
+        raise ValueError(f"groups must give one group per prior weight ({prior.size}), but got shape "
+                         f"{np.shape(groups)}")
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    inverse = inverse.astype(np.intp, copy=False).ravel()
+    size = int(inverse.max()) + 1
+    level = np.zeros(size)
+    np.maximum.at(level, inverse, prior)  # one weight per group: its deciding category's
+    want = np.bincount(inverse, weights=prior, minlength=size) / float(prior.sum())
+    return inverse, want, level >= keep
+
+
 class Planner:
     """Weights ``prior x hardness``: the prior (all ones when None), times ``hard_weight`` at mined positions.
 
@@ -122,7 +143,7 @@ class Planner:
     """
 
     def __init__(self, hard_weight: float, prior: np.ndarray | None = None, kind: str | None = None,
-                 keep_rare_share: float | None = None) -> None:
+                 keep_rare_share: float | None = None, groups: np.ndarray | None = None) -> None:
         if not float(hard_weight) >= 1.0:
             raise ValueError(f"hard_weight must be a number >= 1, but got {hard_weight=}")
         self.hard_weight = float(hard_weight)
@@ -137,14 +158,11 @@ class Planner:
         if keep_rare_share is not None and not float(keep_rare_share) > 1.0:
             raise ValueError(f"keep_rare_share must be a prior weight > 1 or None, but got {keep_rare_share=}")
         self.keep_rare_share = None if keep_rare_share is None else float(keep_rare_share)
-        # groups of positions with one prior weight, each group's share of the prior, and which groups keep it
-        # (None: no prior, no keep_rare_share, or no weight that high)
+        # the groups that keep their share (each position's group, each group's share of the prior, and which
+        # groups keep it; None: no prior, no keep_rare_share, or no weight that high)
         self.groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if prior is not None and keep_rare_share is not None and prior.size and prior.max() >= keep_rare_share:
-            levels, inverse = np.unique(prior, return_inverse=True)
-            groups = inverse.astype(np.intp, copy=False).ravel()
-            want = np.bincount(groups, weights=prior, minlength=levels.size) / float(prior.sum())
-            self.groups = (groups, want, levels >= self.keep_rare_share)
+            self.groups = _share_groups(prior, groups, float(keep_rare_share))
 
     def fingerprint(self) -> dict[str, Any] | None:
         """The prior is recomputed from the categories, not saved: a state keeps its kind and a checksum, so a

@@ -24,7 +24,7 @@ import numpy as np
 
 from hardmine.categories import Categories, CategoriesLike
 
-__all__ = ["ClassBalanced", "Prior", "RepeatFactor", "prior_weights"]
+__all__ = ["ClassBalanced", "Prior", "RepeatFactor", "prior_and_groups", "prior_weights"]
 
 
 class Prior(ABC):
@@ -101,16 +101,43 @@ def _categories_of_targets(categories: Any, targets: list[tuple[str, int]],
     return [Categories.from_samples(categories[name], size) for name, size in targets]
 
 
-def prior_weights(prior: Prior, categories: CategoriesLike | Mapping[str, CategoriesLike],
-                  num_samples: int, fusion: Any = None) -> np.ndarray:
-    """The prior over a sampler's weight positions: one per dataset index, or one per target index of a
-    fusion (``fusion``: its layout), each target's prior computed from its own categories."""
+def _read_categories(categories: CategoriesLike | Mapping[str, CategoriesLike], num_samples: int,
+                     fusion: Any) -> list[Categories]:
+    """The categories of a sampler's weight positions: one :class:`Categories` for a plain dataset, one per
+    target source, in order, for a fusion (``fusion``: its layout)."""
     if fusion is None:
         if isinstance(categories, Mapping):
             raise TypeError("categories per source ({name: ...}) apply to a FusionDataset only; give one entry "
                             "per sample")
-        return prior.weights(Categories.from_samples(categories, num_samples))
+        return [Categories.from_samples(categories, num_samples)]
     targets = [(s.name, int(s.size)) for s in fusion.specs[: fusion.num_targets]]
     auxiliaries = [s.name for s in fusion.specs[fusion.num_targets:]]
-    parts = [prior.weights(c) for c in _categories_of_targets(categories, targets, auxiliaries)]
-    return np.concatenate(parts) if parts else np.ones(0)
+    return _categories_of_targets(categories, targets, auxiliaries)
+
+
+def prior_and_groups(prior: Prior, categories: CategoriesLike | Mapping[str, CategoriesLike], num_samples: int,
+                     fusion: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The prior over a sampler's weight positions (:func:`prior_weights`), and per position the category that
+    decides its weight (its rarest category, by weight; the smallest id among ties) as a group id, distinct
+    across the targets of a fusion; -1 for a sample with no category.
+
+    >>> weights, groups = prior_and_groups(ClassBalanced(1.0), [0, 0, 1, [0, 1], []], 5)
+    >>> weights.round(2).tolist(), groups.tolist()
+    ([1.0, 1.0, 1.5, 1.5, 1.0], [0, 0, 1, 1, -1])
+    """
+    weights, groups, offset = [], [], 0
+    for c in _read_categories(categories, num_samples, fusion):
+        weights.append(prior.weights(c))
+        codes = c.per_sample_argmax(prior.category_weights(c.sample_share()))
+        groups.append(np.where(codes >= 0, codes + offset, -1))
+        offset += c.num_categories
+    if not weights:
+        return np.ones(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate(weights), np.concatenate(groups)
+
+
+def prior_weights(prior: Prior, categories: CategoriesLike | Mapping[str, CategoriesLike],
+                  num_samples: int, fusion: Any = None) -> np.ndarray:
+    """The prior over a sampler's weight positions: one per dataset index, or one per target index of a
+    fusion (``fusion``: its layout), each target's prior computed from its own categories."""
+    return prior_and_groups(prior, categories, num_samples, fusion)[0]

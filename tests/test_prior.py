@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import hardmine as hm
 from hardmine.config import DEFAULT_PRIOR
 from hardmine.fusion import FusionDataset
-from hardmine.prior import ClassBalanced, RepeatFactor
+from hardmine.prior import ClassBalanced, RepeatFactor, prior_and_groups
 from tests.strategies import priors, sample_categories
 from tests.strategies_fusion import FusionSpec, fusion_specs
 
@@ -24,19 +24,27 @@ def as_sets(cats: list[int | list[int]]) -> list[set[int]]:
     return [{c} if isinstance(c, int) else set(c) for c in cats]
 
 
-def slow_prior(cats: list[int | list[int]], kind: str, value: float) -> list[float]:
-    """The definition, one sample and one category at a time."""
+def slow_category_weights(cats: list[int | list[int]], kind: str, value: float) -> dict[int, float]:
+    """Each category's weight, by the definition."""
     sets = as_sets(cats)
     counts = Counter(c for s in sets for c in s)
     share = {c: k / len(sets) for c, k in counts.items()}
     top = max(share.values(), default=1.0)
+    if kind == "repeat_factor":
+        return {c: max(1.0, math.sqrt(value / f)) for c, f in share.items()}
+    return {c: float((top / f) ** value) for c, f in share.items()}
 
-    def weight(c: int) -> float:
-        if kind == "repeat_factor":
-            return max(1.0, math.sqrt(value / share[c]))
-        return float((top / share[c]) ** value)
 
-    return [max((weight(c) for c in s), default=1.0) for s in sets]
+def slow_prior(cats: list[int | list[int]], kind: str, value: float) -> list[float]:
+    """The definition, one sample and one category at a time."""
+    weight = slow_category_weights(cats, kind, value)
+    return [max((weight[c] for c in s), default=1.0) for s in as_sets(cats)]
+
+
+def slow_deciding(cats: list[int | list[int]], kind: str, value: float) -> list[int | None]:
+    """Each sample's deciding category: of its categories with the largest weight, the smallest id."""
+    weight = slow_category_weights(cats, kind, value)
+    return [min((c for c in s if weight[c] == max(weight[d] for d in s)), default=None) for s in as_sets(cats)]
 
 
 def build(kind: str, value: float) -> hm.Prior:
@@ -98,20 +106,23 @@ def test_categories_from_a_dataset_column_read_the_arrow_data() -> None:
         hm.Categories.from_column(ds, "boxes")
 
 
-def slow_held_prior(p: np.ndarray, hard: np.ndarray, keep: float | None) -> np.ndarray:
-    """The prior after ``keep_rare_share``, the slow way: scale every rare level's samples (one prior weight, at
-    least ``keep``) while its share of prior x hardness is below its share of the prior, until none is."""
+def slow_held_prior(p: np.ndarray, hard: np.ndarray, keep: float | None, deciding: list[int | None]
+                    ) -> np.ndarray:
+    """The prior after ``keep_rare_share``, the slow way: scale the samples of every rare category (the samples
+    whose weight, at least ``keep``, it decides) while its share of prior x hardness is below its share of the
+    prior, until none is."""
     if keep is None:
         return p
     out = p.copy()
-    levels = [v for v in np.unique(p) if v >= keep]
+    of = np.array([-10**9 if d is None else d for d in deciding])
+    rare = sorted({int(c) for c, w in zip(of, p) if w >= keep})
     for _ in range(10_000):
         w = out * hard
-        short = [v for v in levels if w[p == v].sum() / w.sum() < p[p == v].sum() / p.sum() * (1 - 1e-12)]
+        short = [c for c in rare if w[of == c].sum() / w.sum() < p[of == c].sum() / p.sum() * (1 - 1e-12)]
         if not short:
             break
-        for v in short:
-            out[p == v] *= (p[p == v].sum() / p.sum()) / (w[p == v].sum() / w.sum())
+        for c in short:
+            out[of == c] *= (p[of == c].sum() / p.sum()) / (w[of == c].sum() / w.sum())
     return out
 
 
@@ -135,11 +146,13 @@ def test_the_plan_is_prior_times_hardness_at_a_fixed_epoch_length(cats: list[int
         miner.record(np.arange(n), np.arange(n, dtype=np.float32))  # the highest indices are the hardest
         event = miner.end_epoch(epoch)
         hard = np.where(np.isin(np.arange(n), miner.hard_ids), 3.0, 1.0)
-        held = slow_held_prior(p, hard, keep)
+        deciding = slow_deciding(cats, kind, value)
+        held = slow_held_prior(p, hard, keep, deciding)
         w = miner.sampler.weights
         assert np.allclose(w, held * hard, rtol=1e-6)
-        for v in np.unique(p[p >= (keep or np.inf)]):  # a rare category never loses share to mining
-            assert w[p == v].sum() / w.sum() >= p[p == v].sum() / p.sum() * (1 - 1e-9)
+        of = np.array([-10**9 if d is None else d for d in deciding])  # category ids may be negative
+        for c in set(of[p >= (keep or np.inf)].tolist()):  # a rare category never loses share to mining
+            assert w[of == c].sum() / w.sum() >= p[of == c].sum() / p.sum() * (1 - 1e-9)
         assert np.allclose(held[p < (keep or np.inf)], p[p < (keep or np.inf)])  # the rest keep the prior
         draws = list(miner.sampler)
         assert len(draws) == n == event.total_draws
@@ -182,6 +195,34 @@ def test_mining_outside_the_rare_categories_leaves_them_their_prior_share(tmp_pa
     assert "rare kept" in out and "x1.67" in out and "keep at least the share of the epoch" in out
 
 
+@settings(max_examples=80, deadline=None)
+@given(cats=sample_categories(), prior=priors)
+def test_each_sample_is_grouped_under_the_category_that_decides_its_weight(cats: list[int | list[int]],
+                                                                          prior: tuple[str, float]) -> None:
+    weights, groups = prior_and_groups(build(*prior), cats, len(cats))
+    categories = hm.Categories.from_samples(cats)
+    expected = [-1 if d is None else int(np.searchsorted(categories.values, d))
+                for d in slow_deciding(cats, *prior)]
+    assert groups.tolist() == expected
+    assert np.allclose(weights, slow_prior(cats, *prior), rtol=1e-12, atol=0)
+
+
+def test_two_equally_rare_categories_each_keep_their_share() -> None:
+    # 80 common samples, two rare categories of 10 (prior 8 each). Mining all of category 1 (x4) would take
+    # category 2 from 1/3 of the epoch to 80 / 480; grouped by prior weight the two would only keep 2/3 together
+    cats = [0] * 80 + [1] * 10 + [2] * 10
+    miner = hm.HardMiner({"seed": 0, "trigger": {"kind": "epoch", "start_epoch": 0}, "guard": None,
+                          "select": {"kind": "top_k", "k": 10},
+                          "resample": {"hard_weight": 4.0, "max_repeats": None, "keep_rare_share": 2.0}},
+                         num_samples=100, categories=cats)
+    miner.record(np.arange(100), np.r_[np.zeros(80), np.ones(10), np.zeros(10)].astype(np.float32))
+    event = miner.end_epoch(0)
+    assert miner.hard_ids.tolist() == list(range(80, 90))
+    w = miner.sampler.weights
+    assert w[90:].sum() / w.sum() == pytest.approx(1 / 3) and w[80:90].sum() / w.sum() > 1 / 3
+    assert event.rare_scale == pytest.approx((80 + 320) / 2 / 80)  # category 2 raised to half the rest's weight
+
+
 @pytest.mark.parametrize("value", [1.0, 0.5, -2.0, float("nan")])
 def test_keep_rare_share_is_checked_by_name(value: float) -> None:
     with pytest.raises(ValueError, match="keep_rare_share"):
@@ -203,6 +244,10 @@ def test_fusion_categories_per_target_leave_the_auxiliaries_untouched(spec: Fusi
     default = DEFAULT_PRIOR.build()
     expect = np.concatenate([default.weights(hm.Categories.from_samples(cats[n])) for n, _, _ in spec.targets])
     assert np.allclose(prior.sampler.weights, expect)
+    _, groups = prior_and_groups(default, cats, t_end, fusion=lay)
+    starts = np.cumsum([0] + [size for _, size, _ in spec.targets])
+    per_target = [set(groups[a:b].tolist()) - {-1} for a, b in zip(starts[:-1], starts[1:])]
+    assert sum(map(len, per_target)) == len(set().union(*per_target))  # one category in two targets: two groups
     for epoch in range(2):
         for m in (plain, prior):
             m.sampler.set_epoch(epoch)

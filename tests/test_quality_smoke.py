@@ -73,6 +73,10 @@ def test_a_target_check_says_how_far_it_is_from_its_threshold_in_standard_errors
     assert not near.holds and abs(near.margin - (-0.5)) < 1e-12  # fails, inside one standard error
     assert Check("x", Paired(2.0, 0.4, 5), 2.0).holds  # ">=": the threshold itself holds ...
     assert not Check("x", Paired(-0.5, 0.4, 5), -0.5, strict=True).holds  # ... but not for ">"
+    on_it = math.nextafter(-1.0, -2.0)  # a mean of whole-sample differences that lands on -1, summed in floats
+    assert Check("x", Paired(on_it, 0.3, 30), -1.0).holds and not Check("x", Paired(-on_it, 0.3, 30), 1.0,
+                                                                          strict=True).holds
+    assert not Check("x", Paired(-1.0 - 1e-6, 0.3, 30), -1.0).holds
     assert math.isnan(Check("x", Paired(3.0, math.nan, 1), 2.0).margin)  # one seed: no standard error
 
 
