@@ -80,6 +80,26 @@ def test_a_target_check_says_how_far_it_is_from_its_threshold_in_standard_errors
     assert math.isnan(Check("x", Paired(3.0, math.nan, 1), 2.0).margin)  # one seed: no standard error
 
 
+def test_the_frontier_table_reads_every_variant_against_every_target() -> None:
+    from benchmarks.quality.report import frontier
+    from benchmarks.quality.stats import best_cells
+
+    # digits_lt at 0%, two seeds: balanced accuracy over uniform +3 (a), +1 (b), +0.5 (class_balanced, rfs);
+    # common classes -0.5 (a), -2 (b)
+    gain = {"uniform": (0.0, 0.0), "class_balanced": (0.005, 0.0), "rfs": (0.005, 0.0), "a": (0.03, -0.005),
+            "b": (0.01, -0.02)}
+    rows = [{"variant": v, "task": "digits_lt", "noise": 0.0, "seed": s, "lr": 1e-3, "balanced": 0.8 + g + e,
+             "common": 0.9 + c + e, "rare": 0.5} for v, (g, c) in gain.items() for s, e in ((0, 0.0), (1, 0.01))]
+    table = frontier(best_cells(rows), list(gain)).splitlines()
+    assert table[0] == "| target | class_balanced | rfs | a | b |"
+    lead = next(line for line in table if "better of RFS/CB" in line)
+    assert "+0.0 ± 0.0 (no) | +0.0 ± 0.0 (no) | +2.5 ± 0.0 | +0.5 ± 0.0 (no)" in lead  # a holds, b does not
+    common = next(line for line in table if "common-class" in line)
+    assert common.endswith("| -0.5 ± 0.0 | -2.0 ± 0.0 (no) |")
+    assert table[-1] == "| **targets held** | 1 of 2 | 1 of 2 | 2 of 2 | 0 of 2 |"
+    assert frontier(best_cells([r for r in rows if r["variant"] in ("uniform", "a")]), ["uniform", "a"]) == ""
+
+
 def test_the_worker_pool_gives_the_serial_runs_numbers() -> None:
     """The pool's workers freeze the garbage collector after their imports (a third of a token run was
     accelerate's ``gc.collect()``); the numbers must not move."""

@@ -93,6 +93,23 @@ def targets(best: dict[tuple[str, float, str], Cell], new: str = "new_defaults")
     return out
 
 
+def frontier(best: dict[tuple[str, float, str], Cell], variants: Sequence[str]) -> str:
+    """Every target as each variant meets it (the issue's frontier: what each one achieves), with the count of
+    targets it holds; empty when fewer than two variants have targets."""
+    checks = {v: {c.target: c for c in targets(best, v)} for v in variants if v != "uniform"}
+    checks = {v: c for v, c in checks.items() if c}
+    if len(checks) < 2:
+        return ""
+    names = list(dict.fromkeys(t for c in checks.values() for t in c))
+    lines = ["| target | " + " | ".join(checks) + " |", "|---|" + "---|" * len(checks)]
+    for t in names:
+        cells = [f"{c[t].measured}{'' if c[t].holds else ' (no)'}" if t in c else "" for c in checks.values()]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    held = [f"{sum(x.holds for x in c.values())} of {len(c)}" for c in checks.values()]
+    lines.append("| **targets held** | " + " | ".join(held) + " |")
+    return "\n".join(lines)
+
+
 def report(rows: Sequence[dict[str, Any]], variants: Sequence[str], head: str) -> str:
     best = best_cells(rows)
     lines = [f"{head}\n", results_table(best, variants)]
@@ -104,4 +121,9 @@ def report(rows: Sequence[dict[str, Any]], variants: Sequence[str], head: str) -
                   for c in found]
         lines.append("\nmargin: (measured - threshold) / standard error; within ±1 the verdict is inside the "
                      "seed-to-seed noise of this run.")
+    table = frontier(best, variants)
+    if table:
+        lines += ["\n**The frontier: every variant against the targets** (each column read as if it were the new "
+                  "defaults; a frequency baseline measured against the better of the two is at most +0, so it "
+                  "never meets the first kind of target)\n", table]
     return "\n".join(lines) + "\n"

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="heldout (default): seeds 100..; tune: seeds 0.. (the ones defaults were chosen on)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per task (default: 5, digits_lt 10)")
     p.add_argument("--first-seed", type=int, default=None, help="overrides --split")
-    p.add_argument("--variants", default="uniform,class_balanced,rfs,old_defaults,new_defaults")
+    p.add_argument("--variants", default="uniform,class_balanced,rfs,old_defaults,new_defaults,rfs_prior")
     p.add_argument("--tasks", default=",".join((*TASKS, HF_TASK)))
     p.add_argument("--noise", default=",".join(str(n) for n in NOISES))
     p.add_argument("--hf-noise", default="0.0,0.2", help="noise levels of the token task (it is the slow one)")

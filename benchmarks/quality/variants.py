@@ -71,6 +71,9 @@ VARIANTS: tuple[Variant, ...] = (
     miner_variant("old_defaults", "hardmine's defaults before issue 12 (no categories: top 10% x2 from epoch 2, "
                   "learnability guard with patience 2 + staleness)", old_config(), categories=False),
     miner_variant("new_defaults", "hardmine's defaults (an empty block), given the labels as categories", {}),
+    miner_variant("rfs_prior", "hardmine's defaults with a repeat-factor prior, t = 0.3 (the playbook's setting for "
+                  "rare categories with noisy labels), given the labels as categories", {"resample": {"prior": {
+                      "kind": "repeat_factor", "threshold": RFS_THRESHOLD}}}),
 )
 
 
