@@ -100,6 +100,34 @@ def test_the_frontier_table_reads_every_variant_against_every_target() -> None:
     assert frontier(best_cells([r for r in rows if r["variant"] in ("uniform", "a")]), ["uniform", "a"]) == ""
 
 
+def test_marginal_verdicts_are_run_again_at_the_chosen_rate_on_new_seeds_only() -> None:
+    from benchmarks.quality.report import confirm_jobs, confirmed, report
+
+    def row(v: str, seed: int, lr: float, bal: float) -> dict[str, object]:
+        return {"variant": v, "task": "subpop", "noise": 0.2, "seed": seed, "lr": lr, "balanced": bal,
+                "common": 0.9, "rare": 0.5}
+
+    # new_defaults leads uniform by +2.0 / +1.6 / +2.6 (first seeds, 1e-3; 1e-4 is worse): +2.07 ± 0.29,
+    # inside one SE of the +2 target; uniform is best at 3e-3
+    gap = {0: 0.02, 1: 0.016, 2: 0.026}
+    rows = [row("uniform", s, lr, 0.80 - (0.01 if lr != 3e-3 else 0.0)) for s in gap for lr in (1e-3, 3e-3)]
+    rows += [row("new_defaults", s, lr, 0.80 + gap[s] - (0.01 if lr != 1e-3 else 0.0)) for s in gap
+             for lr in (1e-4, 1e-3)]
+    jobs = confirm_jobs(rows, {"subpop": range(3, 5)})
+    assert sorted(jobs) == sorted([("new_defaults", "subpop", 0.2, s, 1e-3) for s in (3, 4)]
+                                  + [("uniform", "subpop", 0.2, s, 3e-3) for s in (3, 4)])
+    more = [row("uniform", s, 3e-3, 0.80) for s in (3, 4)] + [row("new_defaults", s, 1e-3, 0.80 + g)
+                                                              for s, g in ((3, 0.01), (4, 0.012))]
+    more += [row("new_defaults", s, 1e-4, 0.99) for s in (3, 4)]  # a rate this run did not choose: never read
+    [(first, both)] = confirmed(rows, more)
+    assert first.holds and first.marginal and both.measured.n == 5 and not both.holds
+    assert abs(both.measured.mean - (2.0 + 1.6 + 2.6 + 1.0 + 1.2) / 5) < 1e-9
+    assert "| subpop 20%: vs uniform >= +2 | +2.1 ± 0.3 | +1.7 ± 0.3 | 5 | **no** |" in report(
+        rows, ["uniform", "new_defaults"], "head", more)
+    far = [r if r["variant"] == "uniform" else {**r, "balanced": r["balanced"] + 0.05} for r in rows]
+    assert confirm_jobs(far, {"subpop": range(3, 5)}) == []  # 7 SE from the threshold: nothing to settle
+
+
 def test_the_worker_pool_gives_the_serial_runs_numbers() -> None:
     """The pool's workers freeze the garbage collector after their imports (a third of a token run was
     accelerate's ``gc.collect()``); the numbers must not move."""

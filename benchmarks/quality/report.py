@@ -10,7 +10,9 @@ from typing import Any
 
 from benchmarks.quality.stats import Cell, Paired, best_cells, paired
 
-__all__ = ["Check", "report", "targets"]
+__all__ = ["CONFIRM_WITHIN", "Check", "confirm_jobs", "confirmed", "report", "targets"]
+
+CONFIRM_WITHIN = 1.0  # a verdict this many standard errors or less from its threshold is run on more seeds
 
 FREQUENCY_BASELINES = ("class_balanced", "rfs")
 CATEGORY_TASKS = ("digits_lt",)  # the issue-12 target task for "beat RFS and class-balanced"
@@ -52,6 +54,13 @@ class Check:
     measured: Paired
     threshold: float
     strict: bool = False  # ">" rather than ">="
+    cells: tuple[tuple[str, float, str], ...] = ()  # the two (task, noise, variant) cells paired, a - b
+    metric: str = "balanced"
+
+    @property
+    def marginal(self) -> bool:
+        """Inside :data:`CONFIRM_WITHIN` standard errors of the threshold, on either side."""
+        return abs(self.margin) <= CONFIRM_WITHIN
 
     @property
     def holds(self) -> bool:
@@ -77,19 +86,46 @@ def targets(best: dict[tuple[str, float, str], Cell], new: str = "new_defaults")
         if base is None:
             continue
         tag = f"{task} {int(noise * 100)}%"
+        vs_base = ((task, noise, v), (task, noise, "uniform"))
         if task in CATEGORY_TASKS:
             rivals = [best[(task, noise, b)] for b in FREQUENCY_BASELINES if (task, noise, b) in best]
             if rivals:
                 rival = max(rivals, key=lambda r: r.mean("balanced"))
                 name = next(b for b in FREQUENCY_BASELINES if best.get((task, noise, b)) is rival)
-                out.append(Check(f"{tag}: new >= better of RFS/CB ({name}) + 1", paired(c, rival), 1.0))
+                out.append(Check(f"{tag}: new >= better of RFS/CB ({name}) + 1", paired(c, rival), 1.0,
+                                 cells=((task, noise, v), (task, noise, name))))
         if task in SUBPOP_TASKS:
             if noise >= 0.4:
-                out.append(Check(f"{tag}: vs uniform > -0.5", paired(c, base), -0.5, strict=True))
+                out.append(Check(f"{tag}: vs uniform > -0.5", paired(c, base), -0.5, strict=True, cells=vs_base))
             else:
-                out.append(Check(f"{tag}: vs uniform >= +2", paired(c, base), 2.0))
+                out.append(Check(f"{tag}: vs uniform >= +2", paired(c, base), 2.0, cells=vs_base))
         if noise == 0.0:
-            out.append(Check(f"{tag}: common-class accuracy vs uniform >= -1", paired(c, base, "common"), -1.0))
+            out.append(Check(f"{tag}: common-class accuracy vs uniform >= -1", paired(c, base, "common"), -1.0,
+                             cells=vs_base, metric="common"))
+    return out
+
+
+def confirm_jobs(rows: Sequence[dict[str, Any]], seeds: dict[str, range]) -> list[tuple[str, str, float, int, float]]:
+    """The runs that settle this run's marginal verdicts: each cell of a marginal check, at the learning rate this
+    run chose for it, on ``seeds[task]`` (seeds no run here used). Choosing the rate on the first seeds and
+    measuring it on new ones keeps the choice out of the confirmation."""
+    best = best_cells(rows)
+    cells = dict.fromkeys(cell for c in targets(best) if c.marginal for cell in c.cells)
+    return [(v, task, noise, s, best[(task, noise, v)].lr) for task, noise, v in cells for s in seeds[task]]
+
+
+def confirmed(rows: Sequence[dict[str, Any]], more: Sequence[dict[str, Any]]) -> list[tuple[Check, Check]]:
+    """Each marginal check of ``rows``, and the same check on its cells' seeds of ``rows`` and ``more`` together
+    (each cell at the learning rate ``rows`` chose for it)."""
+    best = best_cells(rows)
+    out = []
+    for c in targets(best):
+        if not c.marginal:
+            continue
+        keep = {(task, noise, v, best[(task, noise, v)].lr) for task, noise, v in c.cells}
+        both = best_cells([r for r in (*rows, *more) if (r["task"], r["noise"], r["variant"], r["lr"]) in keep])
+        a, b = (both[cell] for cell in c.cells)
+        out.append((c, Check(c.target, paired(a, b, c.metric), c.threshold, c.strict, c.cells, c.metric)))
     return out
 
 
@@ -110,7 +146,10 @@ def frontier(best: dict[tuple[str, float, str], Cell], variants: Sequence[str]) 
     return "\n".join(lines)
 
 
-def report(rows: Sequence[dict[str, Any]], variants: Sequence[str], head: str) -> str:
+def report(rows: Sequence[dict[str, Any]], variants: Sequence[str], head: str,
+           more: Sequence[dict[str, Any]] = ()) -> str:
+    """``results.md``: the tables, the targets, the frontier, and (``more``: the runs of :func:`confirm_jobs`) the
+    marginal verdicts on more seeds."""
     best = best_cells(rows)
     lines = [f"{head}\n", results_table(best, variants)]
     found = targets(best)
@@ -121,6 +160,13 @@ def report(rows: Sequence[dict[str, Any]], variants: Sequence[str], head: str) -
                   for c in found]
         lines.append("\nmargin: (measured - threshold) / standard error; within ±1 the verdict is inside the "
                      "seed-to-seed noise of this run.")
+    settled = confirmed(rows, more) if more else []
+    if settled:
+        lines += ["\n**Marginal verdicts on more seeds** (the checks within ±1 SE above, each cell at the learning "
+                  "rate chosen on this run's seeds, measured on these and new seeds)\n",
+                  "| target | first seeds | all seeds | seeds | holds | margin (SE) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c.target} | {c.measured} | {m.measured} | {m.measured.n} | {'yes' if m.holds else '**no**'} "
+                  f"| {m.margin:+.1f} |" for c, m in settled]
     table = frontier(best, variants)
     if table:
         lines += ["\n**The frontier: every variant against the targets** (each column read as if it were the new "

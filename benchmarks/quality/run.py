@@ -5,10 +5,12 @@
     python -m benchmarks.quality --tasks digits_lt --variants uniform,new_defaults --seeds 2
 
 Seeds: 5 per task, 10 on digits_lt (its rare-class recall moves 2-7 points between seeds, and its targets ask
-to resolve 1 point); ``--seeds`` sets one count for every task.
+to resolve 1 point); ``--seeds`` sets one count for every task. A target whose verdict lies within one standard
+error of its threshold, on either side, is run again on more seeds (``--confirm-seeds``, 30 a task): its two
+cells only, each at the learning rate chosen on the first seeds (``report.confirm_jobs``).
 
-Writes ``results.json`` (every run), ``results.md`` (tables) and ``quality.png`` into ``--out``
-(default ``benchmarks/quality/results``).
+Writes ``results.json`` (every run), ``confirm.json`` (the confirmation runs), ``results.md`` (tables) and
+``quality.png`` into ``--out`` (default ``benchmarks/quality/results``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.quality.report import report  # noqa: E402
+from benchmarks.quality.report import confirm_jobs, report  # noqa: E402
 from benchmarks.quality.task import TASKS, make_task  # noqa: E402
 from benchmarks.quality.variants import all_variants  # noqa: E402
 
@@ -35,6 +37,7 @@ NOISES = (0.0, 0.2, 0.4)
 LRS = {"default": (3e-4, 1e-3, 3e-3), "tokens_lt": (3e-3, 1e-2, 3e-2)}  # Adam on the MLPs; AdamW (HF)
 SPLITS = {"tune": 0, "heldout": 100}  # first seed of each split: defaults were chosen on "tune" only
 SEEDS = {"default": 5, "digits_lt": 10}
+CONFIRM_SEEDS = 30  # seeds per task for a verdict within ±1 SE of its threshold (report.confirm_jobs)
 HF_TASK = "tokens_lt"
 
 Job = tuple[str, str, float, int, float]  # variant, task, noise, seed, lr
@@ -107,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--confirm-seeds", type=int, default=CONFIRM_SEEDS,
+                   help=f"seeds per task on which verdicts within ±1 SE are run again (default {CONFIRM_SEEDS}; "
+                        "0: no confirmation)")
     a = p.parse_args(argv)
     known = all_variants()
     variants = a.variants.split(",")
@@ -128,12 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [(v, t, n, s, lr) for t in tasks for n in noise[t] for s in seeds[t] for v in runnable[t] for lr in lrs[t]]
     t0 = time.perf_counter()
     rows = run(jobs, a.jobs)
+    more_seeds = {t: range(seeds[t].stop, seeds[t].start + a.confirm_seeds) for t in tasks}
+    more = run(confirm_jobs(rows, more_seeds), a.jobs) if a.confirm_seeds else []
     wall = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
+    (out / "confirm.json").write_text(json.dumps(more, indent=1))
     grids = "; ".join(f"{t}: seeds {seeds[t].start}-{seeds[t].stop - 1}, learning rates {lrs[t]}" for t in tasks)
-    md = report(rows, variants, f"{grids}; {len(rows)} runs in {wall:.0f} s with {a.jobs} worker(s)")
+    extra = f" (+{len(more)} on seeds up to {max(r.stop for r in more_seeds.values()) - 1} for marginal verdicts)" \
+        if more else ""
+    md = report(rows, variants, f"{grids}; {len(rows)} runs{extra} in {wall:.0f} s with {a.jobs} worker(s)", more)
     (out / "results.md").write_text(md)
     print(md)
     if not a.no_plot:
