@@ -121,13 +121,19 @@ def prior_and_groups(prior: Prior, categories: CategoriesLike | Mapping[str, Cat
     decides its weight (its rarest category, by weight; the smallest id among ties) as a group id, distinct
     across the targets of a fusion; -1 for a sample with no category.
 
+    The weights are :meth:`Prior.weights` divided by their smallest (per fusion target, each of which draws its
+    own quota), which leaves the plan as it is and makes "boosted" mean drawn more often than the least
+    boosted sample: a repeat-factor threshold above every category's share boosts every sample by at least
+    ``sqrt(threshold / f_max)``, which is no boost at all.
+
     >>> weights, groups = prior_and_groups(ClassBalanced(1.0), [0, 0, 1, [0, 1], []], 5)
     >>> weights.round(2).tolist(), groups.tolist()
     ([1.0, 1.0, 1.5, 1.5, 1.0], [0, 0, 1, 1, -1])
     """
     weights, groups, offset = [], [], 0
     for c in _read_categories(categories, num_samples, fusion):
-        weights.append(prior.weights(c))
+        w = prior.weights(c)
+        weights.append(w / w.min() if w.size else w)
         codes = c.per_sample_argmax(prior.category_weights(c.sample_share()))
         groups.append(np.where(codes >= 0, codes + offset, -1))
         offset += c.num_categories
@@ -139,5 +145,12 @@ def prior_and_groups(prior: Prior, categories: CategoriesLike | Mapping[str, Cat
 def prior_weights(prior: Prior, categories: CategoriesLike | Mapping[str, CategoriesLike],
                   num_samples: int, fusion: Any = None) -> np.ndarray:
     """The prior over a sampler's weight positions: one per dataset index, or one per target index of a
-    fusion (``fusion``: its layout), each target's prior computed from its own categories."""
+    fusion (``fusion``: its layout), each target's prior computed from its own categories, and scaled so that
+    its least boosted sample weighs 1 (:func:`prior_and_groups`).
+
+    >>> prior_weights(RepeatFactor(0.5), [0, 0, 0, 1], 4).round(3).tolist()  # raw: 1.0 for f = 0.75, 1.414
+    [1.0, 1.0, 1.0, 1.414]
+    >>> prior_weights(RepeatFactor(0.9), [0, 0, 0, 1], 4).round(3).tolist()  # raw: 1.095 and 1.897
+    [1.0, 1.0, 1.0, 1.732]
+    """
     return prior_and_groups(prior, categories, num_samples, fusion)[0]

@@ -141,6 +141,7 @@ def test_the_plan_is_prior_times_hardness_at_a_fixed_epoch_length(cats: list[int
                                        "keep_rare_share": keep}},
                          num_samples=n, categories=cats)
     p = np.asarray(slow_prior(cats, kind, value))
+    p /= p.min()  # the planner's prior: the least boosted sample weighs 1
     assert np.allclose(miner.sampler.weights, p) and len(list(miner.sampler)) == n  # epoch 0: the prior alone
     for epoch in range(2):
         miner.record(np.arange(n), np.arange(n, dtype=np.float32))  # the highest indices are the hardest
@@ -204,7 +205,30 @@ def test_each_sample_is_grouped_under_the_category_that_decides_its_weight(cats:
     expected = [-1 if d is None else int(np.searchsorted(categories.values, d))
                 for d in slow_deciding(cats, *prior)]
     assert groups.tolist() == expected
-    assert np.allclose(weights, slow_prior(cats, *prior), rtol=1e-12, atol=0)
+    slow = np.asarray(slow_prior(cats, *prior))
+    assert np.allclose(weights, slow / slow.min(), rtol=1e-12, atol=0) and weights.min() == 1.0
+
+
+def test_a_prior_that_boosts_every_sample_alike_boosts_none() -> None:
+    # ten balanced classes, repeat-factor threshold 0.3 > f = 0.1: every sample's raw factor is sqrt(3); in a
+    # fixed-length plan that is uniform, so nothing counts as boosted and the cap is not lifted for it
+    cats = np.repeat(np.arange(10), 10)
+    cfg = {"seed": 3, "trigger": {"kind": "epoch", "start_epoch": 0}, "select": {"kind": "top_k", "k": 0.2},
+           "resample": {"hard_weight": 8.0, "max_repeats": 2}}
+    flat = hm.HardMiner({**cfg, "resample": {**cfg["resample"], "prior": {"kind": "repeat_factor", "threshold": 0.3}}},
+                        num_samples=100, categories=cats)
+    none = hm.HardMiner(cfg, num_samples=100)
+    assert flat.sampler.weights.tolist() == [1.0] * 100
+    losses = np.linspace(0.0, 1.0, 100, dtype=np.float32)
+    for epoch in range(3):
+        events = []
+        for m in (flat, none):
+            m.sampler.set_epoch(epoch)
+            m.record(np.arange(100), losses)
+            events.append(m.end_epoch(epoch))
+        assert events[0].prior_boosted == 0 and events[0].prior_boost_draws == 0.0
+        assert list(flat.sampler) == list(none.sampler)  # the same plan as without a prior: the cap holds at 2
+        assert max(Counter(list(flat.sampler)).values()) <= 2
 
 
 def test_two_equally_rare_categories_each_keep_their_share() -> None:
