@@ -3,7 +3,8 @@
 A prior has one method, ``category_weights(share) -> weights``: from ``f_c``, the share of samples that
 contain category ``c``, a weight >= 1 per category (1: no boost). A sample's prior weight is the largest
 weight among its categories (instance-aware, as in LVIS: an image is repeated for its rarest object), and 1
-for a sample with no category. The planner multiplies it with the hardness weight of mined samples.
+for a sample with no category. The planner takes them divided by their smallest (:func:`prior_and_groups`:
+the least boosted sample weighs 1) and multiplies them with the hardness weight of mined samples.
 
 >>> from hardmine.categories import Categories
 >>> cats = Categories.from_samples([0, 0, 0, 0, 0, 0, 0, 0, 1, [0, 2]])   # f = 0.9, 0.1, 0.1
